@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The inode table.
+ *
+ * Identity: an inode of the merged view is keyed by the st_ino it shows
+ * (attr.c: the real inode number of its topmost entry, tagged with the
+ * filesystem it lives on when the layers span several).  Two names that
+ * reach the same real file (hardlinks) therefore share one inode, and a
+ * name looked up twice gets the same inode back.  The FUSE node id is the
+ * inode's address (1 for the root), so the request path needs no table
+ * lookup at all; the table is only consulted when a name is resolved.
+ *
+ * Lifetime: refs counts the kernel's lookups (decremented by forget) plus
+ * internal references: each child holds its parent, each open handle
+ * holds its inode.  The count drops to zero only under table_lock, and a
+ * lookup takes its reference under the same lock, so a lookup can never
+ * pick up an inode that is being freed.
+ *
+ * Directories hold a stack of O_PATH descriptors, one per layer in which
+ * they exist.  Non-directories hold no descriptor: they are reached by
+ * name through their parent's stack, so the number of open descriptors
+ * grows with the directories the kernel caches, not with the files.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stratafs/stratafs.h"
+
+struct strata_stack *strata_stack_new(uint32_t n)
+{
+	struct strata_stack *s =
+		g_malloc0(sizeof(*s) + n * sizeof(struct strata_stack_entry));
+
+	s->refs = 1;
+	s->n = n;
+	for (uint32_t i = 0; i < n; i++)
+		s->e[i].fd = -1;
+	return s;
+}
+
+struct strata_stack *strata_stack_ref(struct strata_stack *s)
+{
+	g_atomic_int_inc(&s->refs);
+	return s;
+}
+
+void strata_stack_unref(struct strata_stack *s)
+{
+	if (s == NULL || !g_atomic_int_dec_and_test(&s->refs))
+		return;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->e[i].fd >= 0)
+			close(s->e[i].fd);
+	g_free(s);
+}
+
+const struct strata_stack_entry *
+strata_stack_find(const struct strata_stack *s, uint32_t layer)
+{
+	/* entries are sorted by layer, topmost (smallest) first */
+	uint32_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (s->e[mid].layer == layer)
+			return &s->e[mid];
+		if (s->e[mid].layer < layer)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static guint ino_hash(gconstpointer key)
+{
+	uint64_t v = *(const uint64_t *)key;
+
+	return (guint)(v ^ (v >> 32));
+}
+
+static gboolean ino_equal(gconstpointer a, gconstpointer b)
+{
+	return *(const uint64_t *)a == *(const uint64_t *)b;
+}
+
+void strata_table_init(struct strata_fs *fs)
+{
+	g_mutex_init(&fs->table_lock);
+	/* the key points into the inode itself: no separate allocation */
+	fs->inodes = g_hash_table_new(ino_hash, ino_equal);
+}
+
+static void inode_free(struct strata_inode *in)
+{
+	strata_stack_unref(in->stack);
+	g_free(in->name);
+	g_mutex_clear(&in->lock);
+	g_free(in);
+}
+
+void strata_table_destroy(struct strata_fs *fs)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	if (fs->inodes == NULL)
+		return;
+	/* at teardown nobody else runs: free everything, parents included */
+	g_hash_table_iter_init(&it, fs->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		inode_free(v);
+	g_clear_pointer(&fs->inodes, g_hash_table_destroy);
+	g_mutex_clear(&fs->table_lock);
+}
+
+struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
+				      mode_t type,
+				      struct strata_inode *parent,
+				      const char *name, uint32_t layer,
+				      struct strata_stack *stack)
+{
+	struct strata_inode *in, *fresh;
+
+	g_mutex_lock(&fs->table_lock);
+	in = g_hash_table_lookup(fs->inodes, &ino);
+	if (in && (in->type & S_IFMT) == (type & S_IFMT)) {
+		/* under table_lock: see the file comment */
+		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
+		g_mutex_unlock(&fs->table_lock);
+		strata_stack_unref(stack);
+		return in;
+	}
+	g_mutex_unlock(&fs->table_lock);
+
+	/* build outside the lock, then insert unless someone beat us */
+	fresh = g_new0(struct strata_inode, 1);
+	fresh->ino = ino;
+	fresh->type = type & S_IFMT;
+	fresh->refs = 1;
+	g_mutex_init(&fresh->lock);
+	fresh->parent = parent;
+	fresh->name = g_strdup(name);
+	fresh->layer = layer;
+	fresh->stack = stack;
+
+	g_mutex_lock(&fs->table_lock);
+	in = g_hash_table_lookup(fs->inodes, &ino);
+	if (in && (in->type & S_IFMT) == fresh->type) {
+		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
+		g_mutex_unlock(&fs->table_lock);
+		inode_free(fresh);
+		return in;
+	}
+	/* A stale entry of another type under the same number cannot
+	 * happen with immutable layers; replace it to stay consistent. */
+	g_hash_table_replace(fs->inodes, &fresh->ino, fresh);
+	if (parent)
+		strata_inode_ref(parent, 1);
+	g_mutex_unlock(&fs->table_lock);
+	return fresh;
+}
+
+void strata_inode_ref(struct strata_inode *in, uint64_t n)
+{
+	__atomic_fetch_add(&in->refs, n, __ATOMIC_SEQ_CST);
+}
+
+void strata_inode_unref(struct strata_fs *fs, struct strata_inode *in,
+			uint64_t n)
+{
+	while (in) {
+		struct strata_inode *parent;
+		uint64_t old = __atomic_load_n(&in->refs, __ATOMIC_SEQ_CST);
+
+		/* fast path: not the last references, no lock needed */
+		if (old > n) {
+			if (__atomic_compare_exchange_n(
+				    &in->refs, &old, old - n, false,
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				return;
+			continue; /* lost a race, retry */
+		}
+
+		g_mutex_lock(&fs->table_lock);
+		if (__atomic_sub_fetch(&in->refs, n, __ATOMIC_SEQ_CST) > 0 ||
+		    in == fs->root) {
+			g_mutex_unlock(&fs->table_lock);
+			return;
+		}
+		if (g_hash_table_lookup(fs->inodes, &in->ino) == in)
+			g_hash_table_remove(fs->inodes, &in->ino);
+		g_mutex_unlock(&fs->table_lock);
+
+		parent = in->parent;
+		inode_free(in);
+		/* drop the reference the child held on its parent */
+		in = parent;
+		n = 1;
+	}
+}
+
+struct strata_stack *strata_inode_stack(struct strata_inode *in)
+{
+	struct strata_stack *s;
+
+	g_mutex_lock(&in->lock);
+	s = in->stack ? strata_stack_ref(in->stack) : NULL;
+	g_mutex_unlock(&in->lock);
+	return s;
+}
+
+int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
+		       struct strata_stack **pstack, int *dirfd, char **name,
+		       uint32_t *layer)
+{
+	const struct strata_stack_entry *e;
+	struct strata_stack *s = NULL;
+	struct strata_inode *parent;
+
+	g_mutex_lock(&in->lock);
+	if (in->parent == NULL) {
+		g_mutex_unlock(&in->lock);
+		return -EINVAL; /* the root has no parent directory */
+	}
+	/* lock order forbids taking the parent's lock under the child's:
+	 * pin the parent, unlock, then read its stack */
+	*name = g_strdup(in->name);
+	*layer = in->layer;
+	parent = in->parent;
+	strata_inode_ref(parent, 1);
+	g_mutex_unlock(&in->lock);
+
+	s = strata_inode_stack(parent);
+	strata_inode_unref(fs, parent, 1);
+	e = s ? strata_stack_find(s, *layer) : NULL;
+	if (e == NULL) {
+		strata_stack_unref(s);
+		g_clear_pointer(name, g_free);
+		return -ESTALE;
+	}
+	*dirfd = e->fd;
+	*pstack = s;
+	return 0;
+}
+
+size_t strata_table_size(struct strata_fs *fs)
+{
+	size_t n;
+
+	g_mutex_lock(&fs->table_lock);
+	n = g_hash_table_size(fs->inodes);
+	g_mutex_unlock(&fs->table_lock);
+	return n;
+}

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Resolve one name in a merged directory, top layer to bottom, with the
+ * kernel overlayfs's rules:
+ *   - the topmost entry of the name wins;
+ *   - a whiteout (any format, whiteout.c) ends the search: the name does
+ *     not exist below it;
+ *   - a non-directory hides everything below it;
+ *   - directories of the same name merge, until one is opaque or a
+ *     non-directory (or whiteout) of the name is met below.
+ * Marker names (".wh.*") never resolve.
+ *
+ * Each probe is one fstatat() per layer of the parent's stack, plus one
+ * for an AUFS ".wh.NAME" where the name is absent.
+ */
+#include <fcntl.h>
+#include <string.h>
+
+#include "stratafs/stratafs.h"
+
+int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
+		   const char *name, struct strata_found *out)
+{
+	g_autofree struct strata_stack_entry *ents =
+		g_new(struct strata_stack_entry, dir->n);
+	uint32_t nd = 0;
+	bool found = false;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strata_is_aufs_name(name))
+		return -ENOENT;
+
+	for (uint32_t i = 0; i < dir->n; i++) {
+		const struct strata_stack_entry *e = &dir->e[i];
+		struct strata_dir_markers m;
+		struct stat st;
+		int fd;
+
+		r = strata_do_fstatat(e->fd, name, &st, AT_SYMLINK_NOFOLLOW);
+		if (r == -ENOENT) {
+			r = strata_aufs_whiteout_exists(e->fd, name);
+			if (r < 0)
+				goto fail;
+			if (r > 0)
+				break;
+			continue;
+		}
+		if (r < 0)
+			goto fail;
+		r = strata_entry_is_whiteout(e->fd, name, &st);
+		if (r < 0)
+			goto fail;
+		if (r > 0)
+			break;
+		if (!found) {
+			out->st = st;
+			out->layer = e->layer;
+			found = true;
+			if (!S_ISDIR(st.st_mode))
+				break;
+		} else if (!S_ISDIR(st.st_mode)) {
+			break; /* a non-directory below ends the merge */
+		}
+
+		fd = strata_do_openat(e->fd, name,
+				      O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (fd < 0) {
+			r = fd;
+			goto fail;
+		}
+		ents[nd].layer = e->layer;
+		ents[nd].fd = fd;
+		ents[nd].xwhiteouts = false;
+		nd++;
+		r = strata_read_dir_markers(fd, &m);
+		if (r < 0)
+			goto fail;
+		ents[nd - 1].xwhiteouts = m.xwhiteouts;
+		if (m.opaque)
+			break;
+	}
+	if (!found) {
+		r = -ENOENT;
+		goto fail;
+	}
+	if (S_ISDIR(out->st.st_mode)) {
+		out->stack = strata_stack_new(nd);
+		memcpy(out->stack->e, ents, nd * sizeof(*ents));
+	}
+	strata_fix_stat(fs, &out->st, out->layer, S_ISDIR(out->st.st_mode) ? nd : 1);
+	return 0;
+fail:
+	for (uint32_t i = 0; i < nd; i++)
+		close(ents[i].fd);
+	return r;
+}
+
+int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name, struct strata_inode **out,
+		  struct stat *st)
+{
+	struct strata_found f;
+	struct strata_stack *s;
+	int r;
+
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	s = strata_inode_stack(dir);
+	r = strata_resolve(fs, s, name, &f);
+	strata_stack_unref(s);
+	if (r < 0)
+		return r;
+	*out = strata_inode_get(fs, f.st.st_ino, f.st.st_mode, dir, name,
+				f.layer, f.stack);
+	*st = f.st;
+	return 0;
+}

@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The FUSE glue: the only file that sees fuse_req_t.  Every handler
+ * decodes its request, calls one core function and replies exactly once
+ * on every path.
+ *
+ * Node ids are inode addresses (FUSE_ROOT_ID for the root); a node id the
+ * kernel holds always has at least the reference its lookup took, so the
+ * handlers can use it without a table lookup.
+ */
+#include <fuse_lowlevel.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stratafs/stratafs.h"
+
+static struct strata_fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct strata_inode *node(struct strata_fs *fs, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return fs->root;
+	return (struct strata_inode *)(uintptr_t)ino;
+}
+
+static fuse_ino_t nodeid(struct strata_fs *fs, struct strata_inode *in)
+{
+	return in == fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct strata_fs *fs = userdata;
+
+	/* hand file data to the kernel by splicing from the backing fd */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	strata_dbg("init: %u layers, %u filesystems", fs->n_layers,
+		   fs->n_devs);
+}
+
+static void fill_entry(struct strata_fs *fs, struct fuse_entry_param *e,
+		       struct strata_inode *in, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = in ? nodeid(fs, in) : 0;
+	if (st)
+		e->attr = *st;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct strata_inode *in;
+	struct stat st;
+	int r = strata_lookup(fs, node(fs, parent), name, &in, &st);
+
+	if (r == -ENOENT) {
+		/* a negative entry the kernel may cache: ino 0 */
+		fill_entry(fs, &e, NULL, NULL);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fill_entry(fs, &e, in, &st);
+	if (fuse_reply_entry(req, &e) != 0)
+		strata_inode_unref(fs, in, 1); /* the kernel did not get it */
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	strata_inode_unref(fs, node(fs, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	for (size_t i = 0; i < count; i++)
+		strata_inode_unref(fs, node(fs, forgets[i].ino),
+				   forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct stat st;
+	int r = strata_getattr(fs, node(fs, ino), &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct strata_fs *fs = req_fs(req);
+	char buf[PATH_MAX + 1];
+	int r = strata_readlink(fs, node(fs, ino), buf, sizeof(buf));
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (r >= (int)sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[r] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct strata_fs *fs = req_fs(req);
+	int fd;
+
+	if (!fs->has_upper &&
+	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fd = strata_open_real(fs, node(fs, ino), fi->flags);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fi->fh = fd;
+	/* lower layers do not change while mounted */
+	fi->keep_cache = !fs->has_upper;
+	if (fuse_reply_open(req, fi) != 0)
+		close(fd);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	/* no copy through our memory: libfuse splices from the fd */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_dirsnap *snap = NULL;
+	int r = strata_readdir_snapshot(fs, node(fs, ino), &snap);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)snap;
+	/* a read-only union never changes: let the kernel cache listings */
+	fi->cache_readdir = !fs->has_upper;
+	fi->keep_cache = !fs->has_upper;
+	if (fuse_reply_open(req, fi) != 0)
+		strata_dirsnap_free(snap);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_dirsnap *snap = (void *)(uintptr_t)fi->fh;
+	struct strata_inode *dir = node(fs, ino);
+	g_autofree char *buf = g_malloc(size);
+	size_t used = 0;
+
+	for (size_t i = off; i < snap->ents->len; i++) {
+		struct strata_dirent *d =
+			&g_array_index(snap->ents, struct strata_dirent, i);
+		size_t need;
+
+		if (!plus) {
+			struct stat st = { .st_ino = d->ino,
+					   .st_mode = DTTOIF(d->type) };
+
+			need = fuse_add_direntry(req, buf + used, size - used,
+						 d->name, &st, i + 1);
+			if (need > size - used)
+				break;
+			used += need;
+			continue;
+		}
+
+		struct fuse_entry_param e;
+		struct strata_inode *in = NULL;
+		struct stat st;
+
+		if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0) {
+			/* no lookup for these: ino 0 keeps the kernel from
+			 * creating an entry */
+			fill_entry(fs, &e, NULL, NULL);
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			int r = strata_lookup(fs, dir, d->name, &in, &st);
+
+			if (r < 0)
+				continue; /* vanished: leave it out */
+			fill_entry(fs, &e, in, &st);
+		}
+		need = fuse_add_direntry_plus(req, buf + used, size - used,
+					      d->name, &e, i + 1);
+		if (need > size - used) {
+			if (in)
+				strata_inode_unref(fs, in, 1);
+			break;
+		}
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	strata_dirsnap_free((void *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct statvfs sv;
+	int r = strata_statfs(fs, &sv);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void reply_xattr_result(fuse_req_t req, ssize_t r, const char *buf,
+			       size_t size)
+{
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, r);
+	else
+		fuse_reply_buf(req, buf, r);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct strata_fs *fs = req_fs(req);
+	g_autofree char *buf = size ? g_malloc(size) : NULL;
+	ssize_t r = strata_getxattr(fs, node(fs, ino), name, buf, size);
+
+	reply_xattr_result(req, r, buf, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct strata_fs *fs = req_fs(req);
+	g_autofree char *buf = size ? g_malloc(size) : NULL;
+	ssize_t r = strata_listxattr(fs, node(fs, ino), buf, size);
+
+	reply_xattr_result(req, r, buf, size);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct strata_fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, G_N_ELEMENTS(groups), groups);
+	int r;
+
+	if (n < 0)
+		n = 0;
+	if (n > (int)G_N_ELEMENTS(groups))
+		n = G_N_ELEMENTS(groups);
+	r = strata_access(fs, node(fs, ino), mask, ctx->uid, ctx->gid, groups,
+			  n);
+	fuse_reply_err(req, -r);
+}
+
+const struct fuse_lowlevel_ops strata_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.flush = op_flush,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.access = op_access,
+};

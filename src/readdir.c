@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Merged directory listings.
+ *
+ * opendir takes a snapshot: every real directory of the stack is read top
+ * to bottom and merged into one array, which readdir then serves by index
+ * (the offset of entry i is i + 1), so a listing stays consistent however
+ * slowly the caller reads it.  The merge itself (strata_merge_listings)
+ * makes no system calls and is unit-tested on its own:
+ *   - the topmost entry of a name wins, lower ones are dropped;
+ *   - a whiteout hides the name in its own layer and all below;
+ *   - ".wh.NAME" hides NAME in the layers below its own; ".wh.*" names
+ *     never show, nor do the opaque markers ".wh..wh..opq", ".wh..opq".
+ * Opaque directories need no rule here: the stack already ends at them.
+ *
+ * Reading a layer costs one getdents stream, plus an fstatat only for
+ * entries that may be whiteouts: character devices, entries of unknown
+ * type, and regular files in a directory marked opaque=x.
+ */
+#include <fcntl.h>
+#include <string.h>
+
+#include "stratafs/stratafs.h"
+
+void strata_dirsnap_free(struct strata_dirsnap *s)
+{
+	if (s == NULL)
+		return;
+	g_array_unref(s->ents);
+	g_string_chunk_free(s->names);
+	g_free(s);
+}
+
+static struct strata_dirsnap *dirsnap_new(void)
+{
+	struct strata_dirsnap *s = g_new0(struct strata_dirsnap, 1);
+
+	s->ents = g_array_new(FALSE, FALSE, sizeof(struct strata_dirent));
+	s->names = g_string_chunk_new(4096);
+	return s;
+}
+
+static void dirsnap_add(struct strata_dirsnap *s, const char *name,
+			uint64_t ino, unsigned char type)
+{
+	struct strata_dirent d = {
+		.name = g_string_chunk_insert(s->names, name),
+		.ino = ino,
+		.type = type,
+	};
+
+	g_array_append_val(s->ents, d);
+}
+
+static bool is_opaque_marker(const char *name)
+{
+	return strcmp(name, STRATA_AUFS_OPAQUE) == 0 ||
+	       strcmp(name, ".wh..opq") == 0;
+}
+
+struct strata_dirsnap *strata_merge_listings(const struct strata_fs *fs,
+					     uint32_t nlayers,
+					     const uint32_t *layers,
+					     struct strata_raw_dirent **raw,
+					     const size_t *n)
+{
+	struct strata_dirsnap *snap = dirsnap_new();
+	/* names decided by a higher layer: shown, or hidden by a whiteout.
+	 * Keys point into the callers' raw arrays, which outlive us. */
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) aufs = g_ptr_array_new();
+
+	for (uint32_t l = 0; l < nlayers; l++) {
+		g_ptr_array_set_size(aufs, 0);
+		for (size_t i = 0; i < n[l]; i++) {
+			const struct strata_raw_dirent *r = &raw[l][i];
+
+			if (strcmp(r->name, ".") == 0 ||
+			    strcmp(r->name, "..") == 0)
+				continue;
+			if (strata_is_aufs_name(r->name)) {
+				if (!is_opaque_marker(r->name))
+					g_ptr_array_add(
+						aufs,
+						(char *)r->name +
+							strlen(STRATA_AUFS_PREFIX));
+				continue;
+			}
+			if (!g_hash_table_add(seen, (char *)r->name))
+				continue; /* a higher layer decided */
+			if (r->whiteout)
+				continue;
+			dirsnap_add(snap, r->name,
+				    strata_map_ino(fs, layers[l], r->ino),
+				    r->type);
+		}
+		/* ".wh.X" hides X only in the layers below its own */
+		for (guint i = 0; i < aufs->len; i++)
+			g_hash_table_add(seen, aufs->pdata[i]);
+	}
+	return snap;
+}
+
+/* Read one real directory into @out (names stored in @names). */
+static int read_layer(const struct strata_stack_entry *e, GArray *out,
+		      GStringChunk *names)
+{
+	int fd = strata_do_openat(e->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	for (;;) {
+		struct strata_raw_dirent raw = { 0 };
+		unsigned char t;
+
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL) {
+			r = errno ? -errno : 0;
+			break;
+		}
+		t = de->d_type;
+		raw.ino = de->d_ino;
+		if (t == DT_CHR || t == DT_UNKNOWN ||
+		    (t == DT_REG && e->xwhiteouts)) {
+			struct stat st;
+
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			r = strata_do_fstatat(e->fd, de->d_name, &st,
+					      AT_SYMLINK_NOFOLLOW);
+			if (r == -ENOENT)
+				continue; /* vanished under us */
+			if (r < 0)
+				break;
+			t = IFTODT(st.st_mode);
+			r = strata_entry_is_whiteout(e->fd, de->d_name, &st);
+			if (r < 0)
+				break;
+			raw.whiteout = r > 0;
+			r = 0;
+		}
+		raw.type = t;
+		raw.name = g_string_chunk_insert(names, de->d_name);
+		g_array_append_val(out, raw);
+	}
+	closedir(d);
+	return r;
+}
+
+int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
+			    struct strata_dirsnap **out)
+{
+	struct strata_stack *s;
+	GStringChunk *names;
+	GArray **lists;
+	struct strata_raw_dirent **raw;
+	uint32_t *layers;
+	size_t *n;
+	int r = 0;
+
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	s = strata_inode_stack(dir);
+	names = g_string_chunk_new(4096);
+	lists = g_new0(GArray *, s->n);
+	raw = g_new0(struct strata_raw_dirent *, s->n);
+	layers = g_new0(uint32_t, s->n);
+	n = g_new0(size_t, s->n);
+
+	for (uint32_t i = 0; i < s->n && r == 0; i++) {
+		lists[i] = g_array_new(FALSE, FALSE,
+				       sizeof(struct strata_raw_dirent));
+		r = read_layer(&s->e[i], lists[i], names);
+		raw[i] = (struct strata_raw_dirent *)lists[i]->data;
+		n[i] = lists[i]->len;
+		layers[i] = s->e[i].layer;
+	}
+	if (r == 0) {
+		struct strata_dirsnap *snap;
+		struct strata_dirent dots[2] = {
+			{ .name = ".", .ino = dir->ino, .type = DT_DIR },
+			{ .name = "..", .ino = dir->ino, .type = DT_DIR },
+		};
+
+		g_mutex_lock(&dir->lock);
+		if (dir->parent)
+			dots[1].ino = dir->parent->ino;
+		g_mutex_unlock(&dir->lock);
+
+		snap = strata_merge_listings(fs, s->n, layers, raw, n);
+		dots[0].name = g_string_chunk_insert(snap->names, ".");
+		dots[1].name = g_string_chunk_insert(snap->names, "..");
+		g_array_prepend_vals(snap->ents, dots, 2);
+		*out = snap;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		if (lists[i])
+			g_array_unref(lists[i]);
+	g_free(lists);
+	g_free(raw);
+	g_free(layers);
+	g_free(n);
+	g_string_chunk_free(names);
+	strata_stack_unref(s);
+	return r;
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Layer markers, read side.  Every format a real layer may hold is read:
+ *
+ *   whiteout  a 0/0 character device (kernel overlayfs, fuse-overlayfs);
+ *             an empty regular file with {trusted,user}.overlay.whiteout
+ *             (kernel >= 6.7, composefs);
+ *             a file ".wh.NAME" beside NAME (OCI/AUFS, containers-storage).
+ *   opaque    {trusted,user}.overlay.opaque = "y";
+ *             user.fuseoverlayfs.opaque = "y" (fuse-overlayfs, rootless);
+ *             an entry ".wh..wh..opq" (OCI/AUFS) or ".wh..opq"
+ *             (fuse-overlayfs 1.10-1.14) inside the directory.
+ *   opaque=x  the directory is not opaque but may hold xattr whiteouts.
+ *
+ * Any other opaque value is "not opaque", as the kernel reads it.  Marker
+ * xattr names come from one table, indexed by marker and namespace.
+ */
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "stratafs/stratafs.h"
+
+static const char *const marker_xattr[STRATA_MARKER__COUNT]
+				      [STRATA_NS__COUNT] = {
+	[STRATA_MARKER_OPAQUE] = { "trusted.overlay.opaque",
+				   "user.overlay.opaque" },
+	[STRATA_MARKER_WHITEOUT] = { "trusted.overlay.whiteout",
+				     "user.overlay.whiteout" },
+};
+
+#define FUSEOVERLAYFS_OPAQUE "user.fuseoverlayfs.opaque"
+#define FUSEOVERLAYFS_OPQ_DEV ".wh..opq"
+
+/* Prefixes of xattrs that belong to the overlay machinery, not the user. */
+static const char *const private_prefixes[] = {
+	"trusted.overlay.",
+	"user.overlay.",
+	"user.fuseoverlayfs.",
+	"trusted.stratafs.",
+	"user.stratafs.",
+};
+
+const char *strata_marker_xattr(enum strata_marker m, enum strata_xattr_ns ns)
+{
+	return marker_xattr[m][ns];
+}
+
+bool strata_is_aufs_name(const char *name)
+{
+	return strncmp(name, STRATA_AUFS_PREFIX,
+		       sizeof(STRATA_AUFS_PREFIX) - 1) == 0;
+}
+
+bool strata_is_private_xattr(const char *name)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(private_prefixes); i++)
+		if (g_str_has_prefix(name, private_prefixes[i]))
+			return true;
+	return false;
+}
+
+bool strata_is_chardev_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+enum strata_opaque_val strata_parse_opaque(const char *val, ssize_t len)
+{
+	if (len == 1 && val[0] == 'y')
+		return STRATA_OPAQUE_Y;
+	if (len == 1 && val[0] == 'x')
+		return STRATA_OPAQUE_X;
+	return STRATA_OPAQUE_NONE;
+}
+
+/* Is @xname listed in the listxattr buffer @list? */
+static bool list_has(const char *list, ssize_t len, const char *xname)
+{
+	for (const char *p = list; p < list + len; p += strlen(p) + 1)
+		if (strcmp(p, xname) == 0)
+			return true;
+	return false;
+}
+
+static int read_opaque_xattr(int dirfd, const char *xname,
+			     enum strata_opaque_val *v)
+{
+	char val[8];
+	ssize_t r = strata_do_getxattr_at(dirfd, NULL, xname, val,
+					  sizeof(val));
+
+	if (r == -ENODATA || r == -ERANGE) {
+		/* gone meanwhile, or longer than any valid value */
+		*v = STRATA_OPAQUE_NONE;
+		return 0;
+	}
+	if (r < 0)
+		return (int)r;
+	*v = strata_parse_opaque(val, r);
+	return 0;
+}
+
+int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m)
+{
+	static const char *const names[] = {
+		"trusted.overlay.opaque", "user.overlay.opaque",
+		FUSEOVERLAYFS_OPAQUE,
+	};
+	char list[4096];
+	g_autofree char *big = NULL;
+	const char *buf = list;
+	ssize_t len;
+	struct stat st;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	/* one listxattr answers the common case of no marker at all */
+	len = strata_do_listxattr_at(dirfd, NULL, list, sizeof(list));
+	if (len == -ERANGE) {
+		len = strata_do_listxattr_at(dirfd, NULL, NULL, 0);
+		if (len >= 0) {
+			big = g_malloc(len + 1);
+			len = strata_do_listxattr_at(dirfd, NULL, big, len);
+			buf = big;
+		}
+	}
+	if (len == -ENOTSUP || len == -EOPNOTSUPP)
+		len = 0;
+	if (len < 0)
+		return (int)len;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		enum strata_opaque_val v = STRATA_OPAQUE_NONE;
+
+		if (!list_has(buf, len, names[i]))
+			continue;
+		r = read_opaque_xattr(dirfd, names[i], &v);
+		if (r < 0)
+			return r;
+		if (v == STRATA_OPAQUE_Y)
+			m->opaque = true;
+		/* "x" is the kernel's own format; fuse-overlayfs has none */
+		else if (v == STRATA_OPAQUE_X && i < 2)
+			m->xwhiteouts = true;
+	}
+	if (!m->opaque) {
+		r = strata_do_fstatat(dirfd, STRATA_AUFS_OPAQUE, &st,
+				      AT_SYMLINK_NOFOLLOW);
+		if (r == 0)
+			m->opaque = true;
+		else if (r != -ENOENT)
+			return r;
+	}
+	if (!m->opaque) {
+		r = strata_do_fstatat(dirfd, FUSEOVERLAYFS_OPQ_DEV, &st,
+				      AT_SYMLINK_NOFOLLOW);
+		if (r == 0)
+			m->opaque = true;
+		else if (r != -ENOENT)
+			return r;
+	}
+	return 0;
+}
+
+int strata_entry_is_whiteout(int dirfd, const char *name,
+			     const struct stat *st)
+{
+	if (strata_is_chardev_whiteout(st))
+		return 1;
+	/* xattr whiteout: only an empty regular file can be one */
+	if (S_ISREG(st->st_mode) && st->st_size == 0) {
+		for (int ns = 0; ns < STRATA_NS__COUNT; ns++) {
+			ssize_t r = strata_do_getxattr_at(
+				dirfd, name,
+				marker_xattr[STRATA_MARKER_WHITEOUT][ns],
+				NULL, 0);
+			if (r >= 0)
+				return 1;
+			if (r != -ENODATA && r != -ENOTSUP && r != -EPERM &&
+			    r != -EACCES)
+				return (int)r;
+		}
+	}
+	return 0;
+}
+
+int strata_aufs_whiteout_exists(int dirfd, const char *name)
+{
+	char wh[NAME_MAX + 1];
+	struct stat st;
+	int r;
+
+	if (snprintf(wh, sizeof(wh), STRATA_AUFS_PREFIX "%s", name) >=
+	    (int)sizeof(wh))
+		return 0; /* no such marker can exist */
+	r = strata_do_fstatat(dirfd, wh, &st, AT_SYMLINK_NOFOLLOW);
+	if (r == 0)
+		return 1;
+	return r == -ENOENT ? 0 : r;
+}
