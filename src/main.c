@@ -106,6 +106,11 @@ static GPtrArray *fuse_argv(const struct strata_options *o, bool read_only)
 	 * the kernel checks permissions (fuse-overlayfs does the same) */
 	if (geteuid() == 0)
 		g_string_append(opts, ",allow_other,default_permissions");
+	/* libfuse mounts nosuid,nodev unless told otherwise; as root, match
+	 * the kernel overlayfs (setuid binaries of an image must work).  A
+	 * user's nosuid/nodev below still wins: later flags override. */
+	if (geteuid() == 0)
+		g_string_append(opts, ",suid,dev");
 	for (guint i = 0; i < o->fuse_opts->len; i++) {
 		const char *f = o->fuse_opts->pdata[i];
 
