@@ -1,0 +1,36 @@
+#!/bin/bash
+# Install what is missing, build, and run the whole test suite (unit tests
+# and the integration tests that mount real filesystems; as root).  Ends
+# with one line "N passed, M failed" from meson's summary.  As root with
+# /dev/fuse present nothing may be skipped: a skipped test counts as failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash contrib/deps.sh || exit 1
+bash contrib/build.sh || exit 1
+
+meson test -C build --print-errorlogs "$@"
+rc=$?
+
+log=build/meson-logs/testlog.json
+read -r passed failed skipped < <(python3 - "$log" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+PY
+)
+if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ] && [ "$skipped" -gt 0 ]; then
+	echo "$skipped test(s) skipped although running as root with /dev/fuse"
+	failed=$((failed + skipped))
+elif [ "$skipped" -gt 0 ]; then
+	echo "$skipped test(s) skipped (not root or no /dev/fuse)"
+fi
+echo "$passed passed, $failed failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]
