@@ -71,9 +71,10 @@ static int build_root(struct strata_fs *fs, char **err)
 	struct strata_stack *s = strata_stack_new(fs->n_layers);
 	struct strata_inode *root;
 	struct stat st;
+	uint32_t i = 0;
 	int r;
 
-	for (uint32_t i = 0; i < fs->n_layers; i++) {
+	for (i = 0; i < fs->n_layers; i++) {
 		struct strata_dir_markers m;
 
 		s->e[i].layer = i;
@@ -88,6 +89,7 @@ static int build_root(struct strata_fs *fs, char **err)
 			goto fail;
 		s->e[i].xwhiteouts = m.xwhiteouts;
 	}
+	i = 0;
 	r = strata_do_fstatat(s->e[0].fd, "", &st, AT_EMPTY_PATH);
 	if (r < 0)
 		goto fail;
@@ -103,8 +105,8 @@ static int build_root(struct strata_fs *fs, char **err)
 	fs->root = root;
 	return 0;
 fail:
-	*err = g_strdup_printf("layer %s: %s",
-			       fs->layers[0].path, g_strerror(-r));
+	*err = g_strdup_printf("layer %s: %s", fs->layers[i].path,
+			       g_strerror(-r));
 	strata_stack_unref(s);
 	return r;
 }

@@ -32,6 +32,12 @@ static void vlog(int prio, const char *fmt, va_list ap)
 		return;
 	}
 	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+
+	/* one message, one line: user text (paths, option values) may hold
+	 * control characters */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = '?';
 	fprintf(stderr, "stratafs: %s\n", msg);
 }
 

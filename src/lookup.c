@@ -7,7 +7,11 @@
  *     not exist below it;
  *   - a non-directory hides everything below it;
  *   - directories of the same name merge, until one is opaque or a
- *     non-directory (or whiteout) of the name is met below.
+ *     non-directory (or whiteout) of the name is met below, or the layer
+ *     of a directory also holds ".wh.NAME" (it deleted the lower NAME);
+ *   - an xattr whiteout counts in any directory, as the kernel's lookup
+ *     reads it (its readdir only filters them where opaque=x is set:
+ *     readdir.c).
  * Marker names (".wh.*") never resolve.
  *
  * Each probe is one fstatat() per layer of the parent's stack, plus one
@@ -80,6 +84,13 @@ int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
 			goto fail;
 		ents[nd - 1].xwhiteouts = m.xwhiteouts;
 		if (m.opaque)
+			break;
+		/* ".wh.NAME" beside a directory NAME: the layer deleted the
+		 * lower NAME and made a new one; nothing below merges */
+		r = strata_aufs_whiteout_exists(e->fd, name);
+		if (r < 0)
+			goto fail;
+		if (r > 0)
 			break;
 	}
 	if (!found) {

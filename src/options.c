@@ -163,6 +163,7 @@ static const struct opt_def opt_table[] = {
 	{ "noexec", OPT_KERNEL, false, NULL },
 	{ "exec", OPT_KERNEL, false, NULL },
 	{ "noatime", OPT_KERNEL, false, NULL },
+	{ "atime", OPT_KERNEL, false, NULL },
 	{ "sync", OPT_KERNEL, false, NULL },
 	{ "async", OPT_KERNEL, false, NULL },
 	{ "dirsync", OPT_KERNEL, false, NULL },
@@ -170,7 +171,7 @@ static const struct opt_def opt_table[] = {
 	{ "allow_root", OPT_KERNEL, false, NULL },
 	{ "default_permissions", OPT_KERNEL, false, NULL },
 	/* generic options with nothing for a FUSE daemon to do */
-	{ "atime", OPT_SILENT, false, NULL },
+
 	{ "relatime", OPT_SILENT, false, NULL },
 	{ "norelatime", OPT_SILENT, false, NULL },
 	{ "strictatime", OPT_SILENT, false, NULL },

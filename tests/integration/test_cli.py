@@ -63,6 +63,7 @@ bad = [
     ("missing lowerdir", [MNT], "lowerdir"),
     ("lowerdir does not exist", ["-o", f"lowerdir={top}/nope", MNT], f"{top}/nope"),
     ("lowerdir is a file", ["-o", f"lowerdir={afile}", MNT], "not a directory"),
+    ("lowerdir with a newline stays one line", ["-o", f"lowerdir={top}/x\ny", MNT], "x?y"),
     ("mount point missing", ["-o", f"lowerdir={A}", f"{top}/nomnt"], "nomnt"),
     ("mount point is a file", ["-o", f"lowerdir={A}", afile], "not a directory"),
     ("empty lowerdir item", ["-o", f"lowerdir={A}::{B}", MNT], "empty"),
