@@ -1,26 +1,80 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Extended attributes through the mount.  The topmost real entry answers;
- * the overlay's own marker names (whiteout.c: strata_is_private_xattr) are
- * invisible: listxattr drops them and getxattr answers EOPNOTSUPP, as the
- * kernel overlayfs does for its own namespace.
+ * Extended attributes through the mount.  The topmost real entry answers.
+ *
+ * The overlay's own names never show: listxattr drops them and getxattr
+ * answers ENODATA, as the kernel overlayfs (>= 6.7) does.  Like the kernel,
+ * the user still has a namespace of that name: "trusted.overlay.NAME" seen
+ * through the mount is stored in a layer as "trusted.overlay.overlay.NAME"
+ * (escaped), and means nothing to the merge; the same for user.overlay.*.
+ * Names of other overlay implementations (user.fuseoverlayfs.*) and our
+ * own (*.stratafs.*) are simply hidden.
  */
 #include <string.h>
 
 #include "stratafs/stratafs.h"
 
+static const char *const escapable[] = { "trusted.overlay.", "user.overlay." };
+#define ESCAPE "overlay."
+
+/*
+ * The real name behind a name a user asks for: *real is the escaped name,
+ * or @xname itself (not allocated).  -ENODATA for a hidden private name.
+ */
+static int real_xattr_name(const char *xname, char **real)
+{
+	*real = NULL;
+	for (size_t i = 0; i < G_N_ELEMENTS(escapable); i++) {
+		size_t n = strlen(escapable[i]);
+
+		if (strncmp(xname, escapable[i], n) == 0) {
+			*real = g_strconcat(escapable[i], ESCAPE, xname + n,
+					    NULL);
+			return 0;
+		}
+	}
+	return strata_is_private_xattr(xname) ? -ENODATA : 0;
+}
+
+/*
+ * How a real name shows: -1 hidden, 0 as it is, or n > 0: unescaped, its
+ * first n bytes (the "P.overlay." prefix) kept and the escape after them
+ * dropped.
+ */
+static int shown_xattr_name(const char *real)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(escapable); i++) {
+		size_t n = strlen(escapable[i]);
+
+		if (strncmp(real, escapable[i], n) == 0)
+			return strncmp(real + n, ESCAPE, strlen(ESCAPE)) == 0
+				       ? (int)n
+				       : -1; /* a marker */
+	}
+	return strata_is_private_xattr(real) ? -1 : 0;
+}
+
 size_t strata_filter_xattr_list(char *buf, size_t len)
 {
 	size_t out = 0;
 
+	/* the output never outgrows the input: rewrite in place */
 	for (size_t i = 0; i < len;) {
 		size_t l = strnlen(buf + i, len - i);
+		int how;
 
 		if (i + l >= len)
 			break; /* unterminated tail: drop it */
-		if (!strata_is_private_xattr(buf + i)) {
+		how = shown_xattr_name(buf + i);
+		if (how == 0) {
 			memmove(buf + out, buf + i, l + 1);
 			out += l + 1;
+		} else if (how > 0) {
+			size_t skip = how + strlen(ESCAPE);
+
+			memmove(buf + out, buf + i, how);
+			memmove(buf + out + how, buf + i + skip, l + 1 - skip);
+			out += l + 1 - strlen(ESCAPE);
 		}
 		i += l + 1;
 	}
@@ -56,8 +110,13 @@ size_t strata_filter_xattr_list(char *buf, size_t len)
 ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,
 			const char *xname, void *buf, size_t size)
 {
-	if (strata_is_private_xattr(xname))
-		return -EOPNOTSUPP;
+	g_autofree char *real = NULL;
+	int r = real_xattr_name(xname, &real);
+
+	if (r < 0)
+		return r;
+	if (real)
+		xname = real;
 	return WITH_REAL(fs, in,
 			 strata_do_getxattr_at(dirfd, name, xname, buf, size));
 }

@@ -826,9 +826,10 @@ static void test_xattrs_hide_private_names(void **state)
 	n = strata_getxattr(fs, d, "user.mine", buf, sizeof(buf));
 	assert_int_equal(n, 2);
 	assert_memory_equal(buf, "v1", 2);
+	/* the kernel (>= 6.7) answers ENODATA for its own names */
 	assert_int_equal(strata_getxattr(fs, d, "user.overlay.opaque", buf,
 					 sizeof(buf)),
-			 -EOPNOTSUPP);
+			 -ENODATA);
 	assert_int_equal(strata_getxattr(fs, d, "user.lower", buf,
 					 sizeof(buf)),
 			 -ENODATA);
@@ -838,7 +839,7 @@ static void test_xattrs_hide_private_names(void **state)
 	assert_memory_equal(buf, "user.file", sizeof("user.file"));
 	assert_int_equal(strata_getxattr(fs, f, "user.fuseoverlayfs.x", buf,
 					 sizeof(buf)),
-			 -EOPNOTSUPP);
+			 -ENODATA);
 	n = strata_getxattr(fs, f, "user.file", buf, sizeof(buf));
 	assert_int_equal(n, 2);
 	assert_memory_equal(buf, "v2", 2);
@@ -847,9 +848,38 @@ static void test_xattrs_hide_private_names(void **state)
 	strata_inode_unref(fs, d, 1);
 }
 
+/* An escaped overlay name in a layer shows unescaped, as on the kernel:
+ * "user.overlay.overlay.k" is the user's "user.overlay.k". */
+static void test_xattrs_escaped_names(void **state)
+{
+	struct ut_fx *fx = FX(state);
+	struct strata_fs *fs;
+	struct strata_inode *f;
+	char buf[256];
+	ssize_t n;
+
+	ut_lwrite(fx, 0, "f", "data");
+	ut_lsetxattr(fx, 0, "f", "user.overlay.overlay.k", "esc");
+	ut_lsetxattr(fx, 0, "f", "user.overlay.whiteout", "");
+	fs = ut_fx_open(fx, 1);
+	f = lk(fs, fs->root, "f", NULL);
+	n = strata_listxattr(fs, f, buf, sizeof(buf));
+	assert_int_equal(n, sizeof("user.overlay.k"));
+	assert_memory_equal(buf, "user.overlay.k", sizeof("user.overlay.k"));
+	n = strata_getxattr(fs, f, "user.overlay.k", buf, sizeof(buf));
+	assert_int_equal(n, 3);
+	assert_memory_equal(buf, "esc", 3);
+	/* the marker itself stays invisible */
+	assert_int_equal(strata_getxattr(fs, f, "user.overlay.whiteout", buf,
+					 sizeof(buf)),
+			 -ENODATA);
+	strata_inode_unref(fs, f, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_xattrs_escaped_names),
 		T(test_fs_open_basic),
 		T(test_fs_open_nonexistent),
 		T(test_fs_open_file_as_layer),

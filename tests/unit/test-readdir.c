@@ -343,6 +343,21 @@ static void test_filter_xattr_list(void **state)
 	assert_memory_equal(buf, want, sizeof(want));
 }
 
+static void test_filter_xattr_list_unescapes(void **state)
+{
+	static const char in[] = "trusted.overlay.overlay.a\0user.x\0"
+				 "user.overlay.overlay.opaque\0"
+				 "trusted.overlay.origin";
+	static const char want[] = "trusted.overlay.a\0user.x\0"
+				   "user.overlay.opaque";
+	char buf[sizeof(in)];
+
+	memcpy(buf, in, sizeof(in));
+	assert_int_equal(strata_filter_xattr_list(buf, sizeof(in)),
+			 sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+}
+
 static void test_filter_xattr_list_all_private(void **state)
 {
 	char buf[] = "user.overlay.opaque\0trusted.overlay.whiteout";
@@ -411,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_merge_names_owned_by_snapshot),
 		cmocka_unit_test(test_merge_many_names),
 		cmocka_unit_test(test_filter_xattr_list),
+		cmocka_unit_test(test_filter_xattr_list_unescapes),
 		cmocka_unit_test(test_filter_xattr_list_all_private),
 		cmocka_unit_test(test_filter_xattr_list_none_private),
 		cmocka_unit_test(test_filter_xattr_list_empty),
