@@ -152,6 +152,9 @@ static int run(struct strata_options *o)
 	args.argc = fargv->len;
 	args.argv = (char **)fargv->pdata;
 	se = fuse_session_new(&args, &strata_ops, sizeof(strata_ops), &fs);
+	/* libfuse rewrites args into a fresh copy when it parses them */
+	if (args.allocated)
+		fuse_opt_free_args(&args);
 	if (se == NULL) {
 		err = g_strdup("cannot create the FUSE session");
 		r = -EINVAL;
