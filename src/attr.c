@@ -10,11 +10,16 @@
  * in the layer list, so a remount of the same layers gives the same
  * numbers), the way the kernel's xino does.
  *
+ * A copied-up object keeps the st_ino of its origin: copyup.c records it
+ * in an xattr of the copy (STRATA_MARKER_ORIGIN), which a kernel overlayfs
+ * mounted on the same upper hides and ignores.
+ *
  * st_nlink of a directory merged from several layers is 1, as the kernel
  * overlayfs reports it: counting subdirectories across layers would cost
  * a full merge per stat, and 1 tells find(1) not to trust the count.
  */
 #include <fcntl.h>
+#include <string.h>
 
 #include "stratafs/stratafs.h"
 
@@ -30,12 +35,31 @@ uint64_t strata_map_ino(const struct strata_fs *fs, uint32_t layer,
 	       (fsidx << fs->ino_shift);
 }
 
-void strata_fix_stat(const struct strata_fs *fs, struct stat *st,
-		     uint32_t layer, uint32_t stack_n)
+void strata_fix_stat(struct stat *st, uint64_t ino, uint32_t stack_n)
 {
-	st->st_ino = strata_map_ino(fs, layer, st->st_ino);
+	st->st_ino = ino;
 	if (S_ISDIR(st->st_mode) && stack_n > 1)
 		st->st_nlink = 1;
+}
+
+uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
+			  uint32_t layer, const struct stat *st)
+{
+	uint64_t key = strata_map_ino(fs, layer, st->st_ino);
+	char buf[24];
+	ssize_t n;
+
+	/* only the upper holds copies; only we write the origin there */
+	if (!fs->has_upper || layer != 0 || !fs->xattr_ok)
+		return key;
+	n = strata_do_getxattr_at(
+		dirfd, name,
+		strata_marker_xattr(STRATA_MARKER_ORIGIN, fs->xattr_ns), buf,
+		sizeof(buf) - 1);
+	if (n <= 0)
+		return key;
+	buf[n] = '\0';
+	return g_ascii_strtoull(buf, NULL, 10) ?: key;
 }
 
 int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
@@ -51,7 +75,7 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		r = strata_do_fstatat(s->e[0].fd, "", st,
 				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (r == 0)
-			strata_fix_stat(fs, st, s->e[0].layer, s->n);
+			strata_fix_stat(st, in->ino, s->n);
 		strata_stack_unref(s);
 		return r;
 	}
@@ -60,7 +84,102 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		return r;
 	r = strata_do_fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
 	if (r == 0)
-		strata_fix_stat(fs, st, layer, 1);
+		strata_fix_stat(st, in->ino, 1);
+	strata_stack_unref(s);
+	return r;
+}
+
+/* The real object of @in, for changing it: (dirfd, name) or the directory
+ * itself (name NULL).  @in is upper. */
+static int upper_target(struct strata_fs *fs, struct strata_inode *in,
+			struct strata_stack **s, int *dirfd, char **name)
+{
+	uint32_t layer;
+
+	if (S_ISDIR(in->type)) {
+		*s = strata_inode_stack(in);
+		*dirfd = (*s)->e[0].fd;
+		*name = NULL;
+		return 0;
+	}
+	return strata_inode_where(fs, in, s, dirfd, name, &layer);
+}
+
+static int set_size(int dirfd, const char *name, struct strata_file *f,
+		    off_t size)
+{
+	int fd, r;
+
+	if (f && f->upper && (fcntl(f->fd, F_GETFL) & O_ACCMODE) != O_RDONLY)
+		return ftruncate(f->fd, size) < 0 ? -errno : 0;
+	if (name == NULL)
+		return -EISDIR;
+	fd = strata_do_openat(dirfd, name, O_WRONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	r = ftruncate(fd, size) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
+		   const struct stat *attr, int valid, struct strata_file *f,
+		   struct stat *out)
+{
+	g_autofree char *name = NULL;
+	struct strata_stack *s = NULL;
+	bool data = !((valid & STRATA_SET_SIZE) && attr->st_size == 0);
+	int dirfd, r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	r = strata_copy_up(fs, in, data);
+	if (r < 0)
+		return r;
+	r = upper_target(fs, in, &s, &dirfd, &name);
+	if (r < 0)
+		return r;
+	if (valid & (STRATA_SET_UID | STRATA_SET_GID)) {
+		uid_t uid = (valid & STRATA_SET_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & STRATA_SET_GID) ? attr->st_gid : (gid_t)-1;
+
+		r = strata_do_fchownat(dirfd, name, uid, gid);
+		if (r < 0)
+			goto out;
+	}
+	if (valid & STRATA_SET_MODE) {
+		if (S_ISLNK(in->type)) {
+			r = -EOPNOTSUPP;
+			goto out;
+		}
+		r = strata_do_fchmodat(dirfd, name, attr->st_mode & 07777);
+		if (r < 0)
+			goto out;
+	}
+	if (valid & STRATA_SET_SIZE) {
+		r = set_size(dirfd, name, f, attr->st_size);
+		if (r < 0)
+			goto out;
+	}
+	if (valid & (STRATA_SET_ATIME | STRATA_SET_MTIME |
+		     STRATA_SET_ATIME_NOW | STRATA_SET_MTIME_NOW)) {
+		struct timespec t[2] = { { .tv_nsec = UTIME_OMIT },
+					 { .tv_nsec = UTIME_OMIT } };
+
+		if (valid & STRATA_SET_ATIME_NOW)
+			t[0].tv_nsec = UTIME_NOW;
+		else if (valid & STRATA_SET_ATIME)
+			t[0] = attr->st_atim;
+		if (valid & STRATA_SET_MTIME_NOW)
+			t[1].tv_nsec = UTIME_NOW;
+		else if (valid & STRATA_SET_MTIME)
+			t[1] = attr->st_mtim;
+		r = strata_do_utimensat(dirfd, name, t);
+		if (r < 0)
+			goto out;
+	}
+	r = strata_getattr(fs, in, out);
+out:
 	strata_stack_unref(s);
 	return r;
 }

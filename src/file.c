@@ -1,6 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Files: opening the real object, symlink targets, statfs and access.
+ * Files: opening the real object, open handles, symlink targets, statfs,
+ * access, fsync.
+ *
+ * A handle opened for writing always points at the upper copy (the open
+ * copies the file up first; with O_TRUNC without its data).  A read-only
+ * handle opened on a lower file keeps its fd until the file is copied up
+ * (the inode's gen changes); its next read reopens the copy, so it sees
+ * what was written since, as POSIX wants and the overlay2 page lists as a
+ * limitation of overlayfs.  The old fd is kept open until release, since
+ * another thread may still be reading from it.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -103,4 +112,114 @@ int strata_access(struct strata_fs *fs, struct strata_inode *in, int mask,
 	else
 		bits = st.st_mode & 7;
 	return (mask & ~bits & 7) ? -EACCES : 0;
+}
+
+struct strata_file *strata_file_wrap(struct strata_inode *in, int fd)
+{
+	struct strata_file *f = g_new0(struct strata_file, 1);
+
+	f->fd = fd;
+	f->oldfd = -1;
+	f->in = in;
+	strata_inode_ref(in, 1);
+	g_mutex_init(&f->lock);
+	g_mutex_lock(&in->lock);
+	f->gen = in->gen;
+	f->upper = S_ISDIR(in->type) ? in->stack->e[0].layer == 0
+				     : in->layer == 0;
+	g_mutex_unlock(&in->lock);
+	return f;
+}
+
+int strata_file_open(struct strata_fs *fs, struct strata_inode *in, int flags,
+		     struct strata_file **out)
+{
+	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	int fd, r;
+
+	if (write) {
+		if (!fs->has_upper)
+			return -EROFS;
+		r = strata_copy_up(fs, in, !(flags & O_TRUNC));
+		if (r < 0)
+			return r;
+	}
+	fd = strata_open_real(fs, in, flags);
+	if (fd < 0)
+		return fd;
+	*out = strata_file_wrap(in, fd);
+	return 0;
+}
+
+int strata_file_read_fd(struct strata_fs *fs, struct strata_file *f)
+{
+	uint32_t gen;
+	int fd;
+
+	g_mutex_lock(&f->lock);
+	if (f->upper) {
+		fd = f->fd;
+		g_mutex_unlock(&f->lock);
+		return fd;
+	}
+	g_mutex_lock(&f->in->lock);
+	gen = f->in->gen;
+	g_mutex_unlock(&f->in->lock);
+	if (gen != f->gen && f->oldfd < 0) {
+		int nfd = strata_open_real(fs, f->in, O_RDONLY);
+
+		if (nfd >= 0) {
+			f->oldfd = f->fd;
+			f->fd = nfd;
+			f->gen = gen;
+			f->upper = true;
+		}
+	}
+	fd = f->fd;
+	g_mutex_unlock(&f->lock);
+	return fd;
+}
+
+void strata_file_release(struct strata_fs *fs, struct strata_file *f)
+{
+	close(f->fd);
+	if (f->oldfd >= 0)
+		close(f->oldfd);
+	strata_inode_unref(fs, f->in, 1);
+	g_mutex_clear(&f->lock);
+	g_free(f);
+}
+
+int strata_fsync(struct strata_fs *fs, struct strata_file *f, bool datasync)
+{
+	int r;
+
+	if (!fs->fsync)
+		return 0;
+	r = datasync ? fdatasync(f->fd) : fsync(f->fd);
+	return r < 0 ? -errno : 0;
+}
+
+int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
+		    bool datasync)
+{
+	struct strata_stack *s;
+	int fd, r = 0;
+
+	if (!fs->fsync || !fs->has_upper)
+		return 0;
+	s = strata_inode_stack(in);
+	if (s->e[0].layer == 0) {
+		fd = strata_do_openat(s->e[0].fd, ".", O_RDONLY | O_DIRECTORY,
+				      0);
+		if (fd < 0)
+			r = fd;
+		else {
+			r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno
+								      : 0;
+			close(fd);
+		}
+	}
+	strata_stack_unref(s);
+	return r;
 }

@@ -2,11 +2,14 @@
 /*
  * The inode table.
  *
- * Identity: an inode of the merged view is keyed by the st_ino it shows
- * (attr.c: the real inode number of its topmost entry, tagged with the
+ * Identity: an inode of the merged view is keyed by the real identity of
+ * its topmost entry (attr.c: the real inode number, tagged with the
  * filesystem it lives on when the layers span several).  Two names that
  * reach the same real file (hardlinks) therefore share one inode, and a
- * name looked up twice gets the same inode back.  The FUSE node id is the
+ * name looked up twice gets the same inode back.  A copy-up moves the
+ * inode to its new key; the st_ino it shows (ino) stays.  Two lower
+ * hardlinks stop sharing an inode once one of them is copied up, as on
+ * the kernel overlayfs without index=on.  The FUSE node id is the
  * inode's address (1 for the root), so the request path needs no table
  * lookup at all; the table is only consulted when a name is resolved.
  *
@@ -97,6 +100,7 @@ static void inode_free(struct strata_inode *in)
 	strata_stack_unref(in->stack);
 	g_free(in->name);
 	g_mutex_clear(&in->lock);
+	g_mutex_clear(&in->cu_lock);
 	g_free(in);
 }
 
@@ -115,8 +119,8 @@ void strata_table_destroy(struct strata_fs *fs)
 	g_mutex_clear(&fs->table_lock);
 }
 
-struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
-				      mode_t type,
+struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
+				      uint64_t ino, mode_t type,
 				      struct strata_inode *parent,
 				      const char *name, uint32_t layer,
 				      struct strata_stack *stack)
@@ -124,7 +128,7 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
 	struct strata_inode *in, *fresh;
 
 	g_mutex_lock(&fs->table_lock);
-	in = g_hash_table_lookup(fs->inodes, &ino);
+	in = g_hash_table_lookup(fs->inodes, &key);
 	if (in && (in->type & S_IFMT) == (type & S_IFMT)) {
 		/* under table_lock: see the file comment */
 		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
@@ -136,17 +140,19 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
 
 	/* build outside the lock, then insert unless someone beat us */
 	fresh = g_new0(struct strata_inode, 1);
+	fresh->key = key;
 	fresh->ino = ino;
 	fresh->type = type & S_IFMT;
 	fresh->refs = 1;
 	g_mutex_init(&fresh->lock);
+	g_mutex_init(&fresh->cu_lock);
 	fresh->parent = parent;
 	fresh->name = g_strdup(name);
 	fresh->layer = layer;
 	fresh->stack = stack;
 
 	g_mutex_lock(&fs->table_lock);
-	in = g_hash_table_lookup(fs->inodes, &ino);
+	in = g_hash_table_lookup(fs->inodes, &key);
 	if (in && (in->type & S_IFMT) == fresh->type) {
 		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
 		g_mutex_unlock(&fs->table_lock);
@@ -155,7 +161,7 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
 	}
 	/* A stale entry of another type under the same number cannot
 	 * happen with immutable layers; replace it to stay consistent. */
-	g_hash_table_replace(fs->inodes, &fresh->ino, fresh);
+	g_hash_table_replace(fs->inodes, &fresh->key, fresh);
 	if (parent)
 		strata_inode_ref(parent, 1);
 	g_mutex_unlock(&fs->table_lock);
@@ -189,8 +195,8 @@ void strata_inode_unref(struct strata_fs *fs, struct strata_inode *in,
 			g_mutex_unlock(&fs->table_lock);
 			return;
 		}
-		if (g_hash_table_lookup(fs->inodes, &in->ino) == in)
-			g_hash_table_remove(fs->inodes, &in->ino);
+		if (g_hash_table_lookup(fs->inodes, &in->key) == in)
+			g_hash_table_remove(fs->inodes, &in->key);
 		g_mutex_unlock(&fs->table_lock);
 
 		parent = in->parent;
@@ -253,4 +259,43 @@ size_t strata_table_size(struct strata_fs *fs)
 	n = g_hash_table_size(fs->inodes);
 	g_mutex_unlock(&fs->table_lock);
 	return n;
+}
+
+void strata_inode_rekey(struct strata_fs *fs, struct strata_inode *in,
+			uint64_t key)
+{
+	g_mutex_lock(&fs->table_lock);
+	if (g_hash_table_lookup(fs->inodes, &in->key) == in)
+		g_hash_table_remove(fs->inodes, &in->key);
+	in->key = key;
+	/* an inode already under the new key (a stale alias) loses it: the
+	 * copy-up just made this one the object at that identity */
+	g_hash_table_replace(fs->inodes, &in->key, in);
+	g_mutex_unlock(&fs->table_lock);
+}
+
+void strata_inode_forget_key(struct strata_fs *fs, struct strata_inode *in)
+{
+	g_mutex_lock(&fs->table_lock);
+	if (g_hash_table_lookup(fs->inodes, &in->key) == in)
+		g_hash_table_remove(fs->inodes, &in->key);
+	g_mutex_unlock(&fs->table_lock);
+}
+
+void strata_inode_set_location(struct strata_fs *fs, struct strata_inode *in,
+			       struct strata_inode *parent, const char *name,
+			       uint32_t layer)
+{
+	struct strata_inode *old;
+
+	strata_inode_ref(parent, 1);
+	g_mutex_lock(&in->lock);
+	old = in->parent;
+	in->parent = parent;
+	g_free(in->name);
+	in->name = g_strdup(name);
+	in->layer = layer;
+	g_mutex_unlock(&in->lock);
+	if (old)
+		strata_inode_unref(fs, old, 1);
 }

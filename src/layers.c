@@ -5,10 +5,22 @@
  * builds the root of the merged view, which merges the roots of all
  * layers (markers on a layer's root directory are ignored, as the kernel
  * overlayfs ignores them).
+ *
+ * With an upper layer: the workdir must be writable, on the upper's
+ * filesystem and apart from it; it is locked (flock) so that a second
+ * mount on it fails instead of corrupting the first, and its "work"
+ * subdirectory, where every new object is built before it is published
+ * by rename, is emptied of what an interrupted run left.  What the upper
+ * filesystem can do (xattr namespace, 0/0 mknod, RENAME_WHITEOUT,
+ * RENAME_EXCHANGE) is probed there once, and each fallback logged once.
  */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "stratafs/stratafs.h"
@@ -43,6 +55,14 @@ static int open_layer(struct strata_layer *l, const char *what,
 		return -e;
 	}
 	real = realpath(path, NULL);
+	if (l->upper && faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+		int e = errno;
+		*err = g_strdup_printf("%s %s: not writable (%s)", what, path,
+				       g_strerror(e));
+		close(fd);
+		free(real);
+		return -e;
+	}
 	l->fd = fd;
 	l->path = real ? real : g_strdup(path);
 	l->dev = st.st_dev;
@@ -95,13 +115,15 @@ static int build_root(struct strata_fs *fs, char **err)
 		goto fail;
 
 	root = g_new0(struct strata_inode, 1);
-	root->ino = strata_map_ino(fs, 0, st.st_ino);
+	root->key = strata_map_ino(fs, 0, st.st_ino);
+	root->ino = root->key;
 	root->type = S_IFDIR;
 	root->refs = 1;
 	g_mutex_init(&root->lock);
+	g_mutex_init(&root->cu_lock);
 	root->name = g_strdup("");
 	root->stack = s;
-	g_hash_table_insert(fs->inodes, &root->ino, root);
+	g_hash_table_insert(fs->inodes, &root->key, root);
 	fs->root = root;
 	return 0;
 fail:
@@ -111,17 +133,261 @@ fail:
 	return r;
 }
 
+/* Is @inner the directory @outer or below it?  Both canonical. */
+static bool path_within(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	if (strcmp(outer, "/") == 0)
+		return true;
+	return strncmp(inner, outer, n) == 0 &&
+	       (inner[n] == '\0' || inner[n] == '/');
+}
+
+static int remove_tree_at(int dirfd, const char *name, int depth);
+
+/* Remove everything inside the directory @fd (no symlink followed). */
+static int empty_dir(int fd, int depth)
+{
+	int dfd = dup(fd);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		return -errno;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		r = remove_tree_at(fd, de->d_name, depth + 1);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+static int remove_tree_at(int dirfd, const char *name, int depth)
+{
+	int fd, r;
+
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	if (depth > 4096)
+		return -ELOOP;
+	fd = strata_do_openat(dirfd, name,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	r = empty_dir(fd, depth);
+	close(fd);
+	if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 &&
+	    errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int strata_remove_tree(int dirfd, const char *name)
+{
+	return remove_tree_at(dirfd, name, 0);
+}
+
+static void probe_xattrs(struct strata_fs *fs, int fd)
+{
+	static const char *const names[STRATA_NS__COUNT] = {
+		"trusted.overlay.stratafs.probe",
+		"user.overlay.stratafs.probe",
+	};
+
+	for (int ns = 0; ns < STRATA_NS__COUNT; ns++) {
+		if (fsetxattr(fd, names[ns], "y", 1, 0) == 0) {
+			fremovexattr(fd, names[ns]);
+			fs->xattr_ok = true;
+			fs->xattr_ns = ns;
+			return;
+		}
+	}
+	fs->xattr_ok = false;
+	fs->xattr_ns = geteuid() == 0 ? STRATA_NS_TRUSTED : STRATA_NS_USER;
+}
+
+static bool probe_rename(struct strata_fs *fs, unsigned int flags)
+{
+	bool ok;
+	int fd;
+
+	fd = strata_do_openat(fs->workfd, "#probe-a",
+			      O_CREAT | O_EXCL | O_WRONLY, 0600);
+	if (fd < 0)
+		return false;
+	close(fd);
+	if (flags == RENAME_EXCHANGE) {
+		fd = strata_do_openat(fs->workfd, "#probe-b",
+				      O_CREAT | O_EXCL | O_WRONLY, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
+	ok = renameat2(fs->workfd, "#probe-a", fs->workfd, "#probe-b",
+		       flags) == 0;
+	unlinkat(fs->workfd, "#probe-a", 0);
+	unlinkat(fs->workfd, "#probe-b", 0);
+	return ok;
+}
+
+/* What the upper filesystem can do, found once in the work dir. */
+static void probe_upper(struct strata_fs *fs, const char *upper)
+{
+	int fd;
+
+	fd = strata_do_openat(fs->workfd, "#probe",
+			      O_CREAT | O_EXCL | O_WRONLY, 0600);
+	if (fd >= 0) {
+		probe_xattrs(fs, fd);
+		close(fd);
+		unlinkat(fs->workfd, "#probe", 0);
+	}
+	if (mknodat(fs->workfd, "#probe-wh", S_IFCHR | 0600,
+		    makedev(0, 0)) == 0) {
+		unlinkat(fs->workfd, "#probe-wh", 0);
+		fs->wh_format = STRATA_WH_CHARDEV;
+	} else if (fs->xattr_ok) {
+		fs->wh_format = STRATA_WH_XATTR;
+		strata_warn("upperdir %s: cannot create 0/0 device whiteouts "
+			    "(%s); writing xattr whiteouts", upper,
+			    g_strerror(errno));
+	} else {
+		fs->wh_format = STRATA_WH_AUFS;
+	}
+	if (!fs->xattr_ok)
+		strata_warn("upperdir %s: no trusted.* or user.* xattrs; "
+			    "whiteouts and opaque directories are written "
+			    "as .wh.NAME and .wh..wh..opq, which the kernel "
+			    "overlayfs does not read", upper);
+	fs->can_rename_whiteout = fs->wh_format == STRATA_WH_CHARDEV &&
+				  probe_rename(fs, RENAME_WHITEOUT);
+	fs->can_exchange = probe_rename(fs, RENAME_EXCHANGE);
+	fs->can_chown = geteuid() == 0;
+}
+
+static int open_workdir(struct strata_fs *fs, const char *path,
+			char **err)
+{
+	struct stat st;
+	int r;
+
+	fs->workdir_fd = strata_do_openat(AT_FDCWD, path,
+					  O_RDONLY | O_DIRECTORY, 0);
+	if (fs->workdir_fd < 0) {
+		r = fs->workdir_fd;
+		*err = g_strdup_printf("workdir %s: %s", path,
+				       r == -ENOENT ? "no such directory"
+				       : r == -ENOTDIR ? "not a directory"
+						     : g_strerror(-r));
+		return r;
+	}
+	if (faccessat(fs->workdir_fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+		r = -errno;
+		*err = g_strdup_printf("workdir %s: not writable (%s)", path,
+				       g_strerror(-r));
+		return r;
+	}
+	if (fstat(fs->workdir_fd, &st) < 0)
+		return -errno;
+	if (st.st_dev != fs->layers[0].dev) {
+		*err = g_strdup_printf("workdir %s is not on the same "
+				       "filesystem as upperdir %s", path,
+				       fs->layers[0].path);
+		return -EXDEV;
+	}
+	if (flock(fs->workdir_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		*err = g_strdup_printf(
+			"workdir %s in use by another mount%s", path,
+			r == -EWOULDBLOCK ? "" : " (cannot lock it)");
+		return r;
+	}
+	if (mkdirat(fs->workdir_fd, "work", 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		*err = g_strdup_printf("workdir %s: cannot create work/: %s",
+				       path, g_strerror(-r));
+		return r;
+	}
+	fs->workfd = strata_do_openat(fs->workdir_fd, "work",
+				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fs->workfd < 0) {
+		r = fs->workfd;
+		*err = g_strdup_printf("workdir %s/work: %s", path,
+				       g_strerror(-r));
+		return r;
+	}
+	/* leftovers of an interrupted run: never published, so garbage */
+	r = empty_dir(fs->workfd, 0);
+	if (r < 0) {
+		*err = g_strdup_printf("workdir %s: cannot clean work/: %s",
+				       path, g_strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* The upper and workdir must not sit inside a lower, the mount point, or
+ * each other: the daemon would see its own writes through a layer. */
+static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
+			 char **err)
+{
+	g_autofree char *work = realpath(o->workdir, NULL);
+	g_autofree char *mnt =
+		o->mountpoint ? realpath(o->mountpoint, NULL) : NULL;
+	const char *upper = fs->layers[0].path;
+
+	if (work && (path_within(work, upper) || path_within(upper, work))) {
+		*err = g_strdup_printf("upperdir %s and workdir %s must be "
+				       "separate directories, neither inside "
+				       "the other", upper, work);
+		return -EINVAL;
+	}
+	for (uint32_t i = 1; i < fs->n_layers; i++) {
+		const char *l = fs->layers[i].path;
+
+		if (path_within(upper, l) || path_within(l, upper)) {
+			*err = g_strdup_printf("upperdir %s and lowerdir %s "
+					       "overlap", upper, l);
+			return -EINVAL;
+		}
+		if (work && path_within(work, l)) {
+			*err = g_strdup_printf("workdir %s is inside lowerdir "
+					       "%s", work, l);
+			return -EINVAL;
+		}
+	}
+	if (mnt && (path_within(upper, mnt) ||
+		    (work && path_within(work, mnt)))) {
+		*err = g_strdup_printf("upperdir %s or workdir %s is inside "
+				       "the mount point %s", upper, work, mnt);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err)
 {
 	guint n = o->lowerdirs->len;
+	guint base = o->upperdir ? 1 : 0;
 	int r;
 
-	if (o->upperdir) {
-		*err = g_strdup("option upperdir: writable mounts are not "
-				"implemented yet; mount lowerdir= only");
-		return -ENOTSUP;
-	}
+	fs->workdir_fd = -1;
+	fs->workfd = -1;
+	fs->fsync = true;
 	if (n == 0) {
 		*err = g_strdup("missing option lowerdir=DIR[:DIR...]");
 		return -EINVAL;
@@ -133,15 +399,36 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 	}
 	fs->timeout = o->timeout;
 	fs->debug = o->debug;
-	fs->layers = g_new0(struct strata_layer, n);
-	for (guint i = 0; i < n; i++)
+	if (o->upperdir && !o->workdir) {
+		*err = g_strdup("option upperdir needs workdir=DIR too");
+		return -EINVAL;
+	}
+	fs->layers = g_new0(struct strata_layer, n + base);
+	for (guint i = 0; i < n + base; i++)
 		fs->layers[i].fd = -1;
-	fs->n_layers = n;
+	fs->n_layers = n + base;
+	if (o->upperdir) {
+		fs->has_upper = true;
+		fs->layers[0].upper = true;
+		r = open_layer(&fs->layers[0], "upperdir", o->upperdir, err);
+		if (r < 0)
+			return r;
+	}
 	for (guint i = 0; i < n; i++) {
-		r = open_layer(&fs->layers[i], "lowerdir",
+		r = open_layer(&fs->layers[base + i], "lowerdir",
 			       o->lowerdirs->pdata[i], err);
 		if (r < 0)
 			return r;
+	}
+	if (o->upperdir) {
+		r = check_nesting(fs, o, err);
+		if (r < 0)
+			return r;
+		r = open_workdir(fs, o->workdir, err);
+		if (r < 0)
+			return r;
+		fs->workpath = realpath(o->workdir, NULL);
+		probe_upper(fs, fs->layers[0].path);
 	}
 	assign_fs_indexes(fs);
 	strata_table_init(fs);
@@ -158,5 +445,12 @@ void strata_fs_close(struct strata_fs *fs)
 	}
 	g_clear_pointer(&fs->layers, g_free);
 	fs->n_layers = 0;
+	if (fs->workfd >= 0)
+		close(fs->workfd);
+	if (fs->workdir_fd >= 0)
+		close(fs->workdir_fd); /* releases the lock */
+	fs->workfd = fs->workdir_fd = -1;
+	free(fs->workpath);
+	fs->workpath = NULL;
 	fs->root = NULL;
 }

@@ -25,8 +25,15 @@
 int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
 		   const char *name, struct strata_found *out)
 {
+	return strata_resolve_in(fs, dir->e, dir->n, name, out);
+}
+
+int strata_resolve_in(struct strata_fs *fs,
+		      const struct strata_stack_entry *dir, uint32_t n,
+		      const char *name, struct strata_found *out)
+{
 	g_autofree struct strata_stack_entry *ents =
-		g_new(struct strata_stack_entry, dir->n);
+		g_new(struct strata_stack_entry, n ? n : 1);
 	uint32_t nd = 0;
 	bool found = false;
 	int r = 0;
@@ -37,8 +44,8 @@ int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
 	if (strata_is_aufs_name(name))
 		return -ENOENT;
 
-	for (uint32_t i = 0; i < dir->n; i++) {
-		const struct strata_stack_entry *e = &dir->e[i];
+	for (uint32_t i = 0; i < n; i++) {
+		const struct strata_stack_entry *e = &dir[i];
 		struct strata_dir_markers m;
 		struct stat st;
 		int fd;
@@ -101,7 +108,11 @@ int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
 		out->stack = strata_stack_new(nd);
 		memcpy(out->stack->e, ents, nd * sizeof(*ents));
 	}
-	strata_fix_stat(fs, &out->st, out->layer, S_ISDIR(out->st.st_mode) ? nd : 1);
+	out->key = strata_map_ino(fs, out->layer, out->st.st_ino);
+	strata_fix_stat(&out->st,
+			strata_shown_ino(fs, dir[0].fd, name, out->layer,
+					 &out->st),
+			S_ISDIR(out->st.st_mode) ? nd : 1);
 	return 0;
 fail:
 	for (uint32_t i = 0; i < nd; i++)
@@ -124,8 +135,8 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 	strata_stack_unref(s);
 	if (r < 0)
 		return r;
-	*out = strata_inode_get(fs, f.st.st_ino, f.st.st_mode, dir, name,
-				f.layer, f.stack);
+	*out = strata_inode_get(fs, f.key, f.st.st_ino, f.st.st_mode, dir,
+				name, f.layer, f.stack);
 	*st = f.st;
 	return 0;
 }

@@ -34,8 +34,8 @@ static void usage(FILE *out)
 "Options:\n"
 "  lowerdir=A:B:C   read-only layers, top first (at most %d); '\\:'\n"
 "                   is a colon inside a path\n"
-"  upperdir=DIR     writable layer (not implemented yet)\n"
-"  workdir=DIR      work directory for upperdir (not implemented yet)\n"
+"  upperdir=DIR     writable layer: every change goes there\n"
+"  workdir=DIR      empty dir on the upper's filesystem, for atomic changes\n"
 "  threaded=0|1     multithreaded request loop (default 1)\n"
 "  timeout=SECONDS  kernel entry/attribute cache timeout (default 1)\n"
 "  fsname=NAME      source name shown in the mount table\n"
@@ -129,7 +129,7 @@ static GPtrArray *fuse_argv(const struct strata_options *o, bool read_only)
 
 static int run(struct strata_options *o)
 {
-	struct strata_fs fs = { 0 };
+	struct strata_fs fs = { .workfd = -1, .workdir_fd = -1 };
 	struct fuse_session *se = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	g_autoptr(GPtrArray) fargv = NULL;

@@ -31,6 +31,11 @@ static fuse_ino_t nodeid(struct strata_fs *fs, struct strata_inode *in)
 	return in == fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
 }
 
+static struct strata_file *fh(struct fuse_file_info *fi)
+{
+	return (struct strata_file *)(uintptr_t)fi->fh;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct strata_fs *fs = userdata;
@@ -102,8 +107,24 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct strata_fs *fs = req_fs(req);
+	struct strata_inode *in = node(fs, ino);
 	struct stat st;
-	int r = strata_getattr(fs, node(fs, ino), &st);
+	int r;
+
+	if (fi && !S_ISDIR(in->type)) {
+		/* fstat of an open file: it may have no name any more */
+		r = fstat(strata_file_read_fd(fs, fh(fi)), &st) < 0 ? -errno
+								     : 0;
+		if (r == 0) {
+			strata_fix_stat(&st, in->ino, 1);
+			g_mutex_lock(&in->lock);
+			if (in->unlinked)
+				st.st_nlink = 0;
+			g_mutex_unlock(&in->lock);
+		}
+	} else {
+		r = strata_getattr(fs, in, &st);
+	}
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -132,23 +153,18 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct strata_fs *fs = req_fs(req);
-	int fd;
+	struct strata_file *f = NULL;
+	int r = strata_file_open(fs, node(fs, ino), fi->flags, &f);
 
-	if (!fs->has_upper &&
-	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
-		fuse_reply_err(req, EROFS);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
 		return;
 	}
-	fd = strata_open_real(fs, node(fs, ino), fi->flags);
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
-	}
-	fi->fh = fd;
+	fi->fh = (uint64_t)(uintptr_t)f;
 	/* lower layers do not change while mounted */
 	fi->keep_cache = !fs->has_upper;
 	if (fuse_reply_open(req, fi) != 0)
-		close(fd);
+		strata_file_release(fs, f);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -158,16 +174,84 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	/* no copy through our memory: libfuse splices from the fd */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = strata_file_read_fd(req_fs(req), fh(fi));
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t r;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fh(fi)->fd;
+	out.buf[0].pos = off;
+	r = fuse_buf_copy(&out, in, 0);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	close((int)fi->fh);
+	strata_file_release(req_fs(req), fh(fi));
 	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -strata_fsync(req_fs(req), fh(fi), datasync));
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_fsyncdir(fs, node(fs, ino), datasync));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t off, off_t len, struct fuse_file_info *fi)
+{
+	int r = fallocate(fh(fi)->fd, mode, off, len);
+
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t r = lseek(strata_file_read_fd(req_fs(req), fh(fi)), off,
+			whence);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+			       off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	loff_t oi = off_in, oo = off_out;
+	ssize_t r = copy_file_range(strata_file_read_fd(req_fs(req),
+							fh(fi_in)),
+				    &oi, fh(fi_out)->fd, &oo, len, flags);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)r);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino,
@@ -328,6 +412,185 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	fuse_reply_err(req, -r);
 }
 
+static void reply_new_entry(fuse_req_t req, struct strata_fs *fs, int r,
+			    struct strata_inode *in, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fill_entry(fs, &e, in, st);
+	if (fuse_reply_entry(req, &e) != 0)
+		strata_inode_unref(fs, in, 1);
+}
+
+static void newobj_init(fuse_req_t req, struct strata_newobj *o, mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	memset(o, 0, sizeof(*o));
+	o->mode = mode;
+	o->uid = ctx->uid;
+	o->gid = ctx->gid;
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_newobj o;
+	struct strata_inode *in = NULL;
+	struct stat st;
+	int r;
+
+	newobj_init(req, &o, mode);
+	o.rdev = rdev;
+	r = strata_create(fs, node(fs, parent), name, &o, &in, &st, NULL);
+	reply_new_entry(req, fs, r, in, &st);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_newobj o;
+	struct strata_inode *in = NULL;
+	struct stat st;
+	int r;
+
+	newobj_init(req, &o, S_IFDIR | (mode & 07777));
+	r = strata_create(fs, node(fs, parent), name, &o, &in, &st, NULL);
+	reply_new_entry(req, fs, r, in, &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_newobj o;
+	struct strata_inode *in = NULL;
+	struct stat st;
+	int r;
+
+	newobj_init(req, &o, S_IFLNK | 0777);
+	o.target = link;
+	r = strata_create(fs, node(fs, parent), name, &o, &in, &st, NULL);
+	reply_new_entry(req, fs, r, in, &st);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_newobj o;
+	struct strata_inode *in = NULL;
+	struct fuse_entry_param e;
+	struct strata_file *f;
+	struct stat st;
+	int fd = -1, r;
+
+	newobj_init(req, &o, S_IFREG | (mode & 07777));
+	o.flags = fi->flags;
+	r = strata_create(fs, node(fs, parent), name, &o, &in, &st, &fd);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	f = strata_file_wrap(in, fd);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fill_entry(fs, &e, in, &st);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		strata_file_release(fs, f);
+		strata_inode_unref(fs, in, 1);
+	}
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct strata_fs *fs = req_fs(req);
+	struct strata_inode *in = NULL;
+	struct stat st;
+	int r = strata_link(fs, node(fs, ino), node(fs, newparent), newname,
+			    &in, &st);
+
+	reply_new_entry(req, fs, r, in, &st);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_unlink(fs, node(fs, parent), name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_rmdir(fs, node(fs, parent), name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_rename(fs, node(fs, parent), name,
+					   node(fs, newparent), newname,
+					   flags));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	static const struct {
+		int fuse, ours;
+	} map[] = {
+		{ FUSE_SET_ATTR_MODE, STRATA_SET_MODE },
+		{ FUSE_SET_ATTR_UID, STRATA_SET_UID },
+		{ FUSE_SET_ATTR_GID, STRATA_SET_GID },
+		{ FUSE_SET_ATTR_SIZE, STRATA_SET_SIZE },
+		{ FUSE_SET_ATTR_ATIME, STRATA_SET_ATIME },
+		{ FUSE_SET_ATTR_MTIME, STRATA_SET_MTIME },
+		{ FUSE_SET_ATTR_ATIME_NOW, STRATA_SET_ATIME_NOW },
+		{ FUSE_SET_ATTR_MTIME_NOW, STRATA_SET_MTIME_NOW },
+		{ FUSE_SET_ATTR_CTIME, STRATA_SET_CTIME },
+	};
+	struct strata_fs *fs = req_fs(req);
+	struct stat st;
+	int valid = 0, r;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+		if (to_set & map[i].fuse)
+			valid |= map[i].ours;
+	r = strata_setattr(fs, node(fs, ino), attr, valid, fi ? fh(fi) : NULL,
+			   &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_setxattr(fs, node(fs, ino), name, value,
+					     size, flags));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct strata_fs *fs = req_fs(req);
+
+	fuse_reply_err(req, -strata_removexattr(fs, node(fs, ino), name));
+}
+
 const struct fuse_lowlevel_ops strata_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -347,4 +610,21 @@ const struct fuse_lowlevel_ops strata_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.access = op_access,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.create = op_create,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.setattr = op_setattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.write_buf = op_write_buf,
+	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
 };

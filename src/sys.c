@@ -13,6 +13,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include "stratafs/stratafs.h"
@@ -106,4 +107,99 @@ ssize_t strata_do_listxattr_at(int dirfd, const char *name, char *buf,
 int strata_do_fstatvfs(int fd, struct statvfs *sv)
 {
 	return RETRY(fstatvfs(fd, sv));
+}
+
+int strata_do_setxattr_at(int dirfd, const char *name, const char *xname,
+			  const void *val, size_t size, int flags)
+{
+	char path[64 + NAME_MAX];
+	int r = proc_path(path, sizeof(path), dirfd, name);
+
+	if (r < 0)
+		return r;
+	if (name && *name)
+		r = RETRY(lsetxattr(path, xname, val, size, flags));
+	else
+		r = RETRY(setxattr(path, xname, val, size, flags));
+	strata_dbg("setxattr(%d, \"%s\", \"%s\") = %d", dirfd, shown(name),
+		   xname, r);
+	return r;
+}
+
+int strata_do_removexattr_at(int dirfd, const char *name, const char *xname)
+{
+	char path[64 + NAME_MAX];
+	int r = proc_path(path, sizeof(path), dirfd, name);
+
+	if (r < 0)
+		return r;
+	if (name && *name)
+		r = RETRY(lremovexattr(path, xname));
+	else
+		r = RETRY(removexattr(path, xname));
+	strata_dbg("removexattr(%d, \"%s\", \"%s\") = %d", dirfd,
+		   shown(name), xname, r);
+	return r;
+}
+
+int strata_do_fchownat(int dirfd, const char *name, uid_t uid, gid_t gid)
+{
+	int r = RETRY(fchownat(dirfd, name ? name : "", uid, gid,
+			       AT_SYMLINK_NOFOLLOW |
+				       (name && *name ? 0 : AT_EMPTY_PATH)));
+
+	strata_dbg("fchownat(%d, \"%s\", %u, %u) = %d", dirfd, shown(name),
+		   (unsigned)uid, (unsigned)gid, r);
+	return r;
+}
+
+int strata_do_fchmodat(int dirfd, const char *name, mode_t mode)
+{
+	char path[64 + NAME_MAX];
+	int r;
+
+	/* fchmodat cannot refuse to follow a symlink; through /proc, N is
+	 * the directory we hold and NAME is never a symlink here (callers
+	 * skip symlinks, whose mode cannot change) */
+	r = proc_path(path, sizeof(path), dirfd, name);
+	if (r < 0)
+		return r;
+	r = RETRY(chmod(path, mode));
+	strata_dbg("chmod(%d, \"%s\", %o) = %d", dirfd, shown(name), mode, r);
+	return r;
+}
+
+int strata_do_utimensat(int dirfd, const char *name,
+			const struct timespec times[2])
+{
+	char path[64 + NAME_MAX];
+	int r;
+
+	if (name && *name) {
+		r = RETRY(utimensat(dirfd, name, times, AT_SYMLINK_NOFOLLOW));
+	} else {
+		r = proc_path(path, sizeof(path), dirfd, NULL);
+		if (r == 0)
+			r = RETRY(utimensat(AT_FDCWD, path, times, 0));
+	}
+	strata_dbg("utimensat(%d, \"%s\") = %d", dirfd, shown(name), r);
+	return r;
+}
+
+int strata_do_renameat2(int olddir, const char *oldname, int newdir,
+			const char *newname, unsigned int flags)
+{
+	int r = RETRY(renameat2(olddir, oldname, newdir, newname, flags));
+
+	strata_dbg("renameat2(%d, \"%s\", %d, \"%s\", %#x) = %d", olddir,
+		   oldname, newdir, newname, flags, r);
+	return r;
+}
+
+int strata_do_unlinkat(int dirfd, const char *name, int flags)
+{
+	int r = RETRY(unlinkat(dirfd, name, flags));
+
+	strata_dbg("unlinkat(%d, \"%s\", %#x) = %d", dirfd, name, flags, r);
+	return r;
 }

@@ -14,8 +14,17 @@
  *
  * Any other opaque value is "not opaque", as the kernel reads it.  Marker
  * xattr names come from one table, indexed by marker and namespace.
+ *
+ * Write side: what the kernel overlayfs writes, so that an upper layer of
+ * ours means the same to it: a 0/0 character device where mknod is
+ * allowed, else an xattr whiteout in the namespace probed at mount (and
+ * opaque=x on its directory, so that the kernel's readdir hides it), else
+ * (no xattrs at all) ".wh.NAME".  Opaque: overlay.opaque=y, or
+ * ".wh..wh..opq" without xattrs.  Every replacement is one rename.
  */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "stratafs/stratafs.h"
@@ -26,6 +35,10 @@ static const char *const marker_xattr[STRATA_MARKER__COUNT]
 				   "user.overlay.opaque" },
 	[STRATA_MARKER_WHITEOUT] = { "trusted.overlay.whiteout",
 				     "user.overlay.whiteout" },
+	/* in the kernel's private namespace, so that a kernel overlayfs
+	 * mounted on our upper hides and ignores it */
+	[STRATA_MARKER_ORIGIN] = { "trusted.overlay.stratafs.ino",
+				   "user.overlay.stratafs.ino" },
 };
 
 #define FUSEOVERLAYFS_OPAQUE "user.fuseoverlayfs.opaque"
@@ -57,6 +70,17 @@ bool strata_is_private_xattr(const char *name)
 		if (g_str_has_prefix(name, private_prefixes[i]))
 			return true;
 	return false;
+}
+
+bool strata_is_marker_xattr(const char *name)
+{
+	static const char *const escaped[] = { "trusted.overlay.overlay.",
+					       "user.overlay.overlay." };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(escaped); i++)
+		if (g_str_has_prefix(name, escaped[i]))
+			return false;
+	return strata_is_private_xattr(name);
 }
 
 bool strata_is_chardev_whiteout(const struct stat *st)
@@ -197,4 +221,168 @@ int strata_aufs_whiteout_exists(int dirfd, const char *name)
 	if (r == 0)
 		return 1;
 	return r == -ENOENT ? 0 : r;
+}
+
+int strata_upper_state(int udir, const char *name, struct stat *st)
+{
+	int r = strata_do_fstatat(udir, name, st, AT_SYMLINK_NOFOLLOW);
+
+	if (r == 0) {
+		r = strata_entry_is_whiteout(udir, name, st);
+		if (r < 0)
+			return r;
+		return r ? STRATA_UPPER_WHITEOUT : STRATA_UPPER_ENTRY;
+	}
+	if (r != -ENOENT)
+		return r;
+	r = strata_aufs_whiteout_exists(udir, name);
+	if (r < 0)
+		return r;
+	return r ? STRATA_UPPER_AUFS : STRATA_UPPER_NONE;
+}
+
+int strata_build_whiteout(struct strata_fs *fs, const char *tmp)
+{
+	int fd, r;
+
+	if (fs->wh_format == STRATA_WH_CHARDEV)
+		return mknodat(fs->workfd, tmp, S_IFCHR | 0000,
+			       makedev(0, 0)) < 0 ? -errno : 0;
+	fd = strata_do_openat(fs->workfd, tmp, O_CREAT | O_EXCL | O_WRONLY,
+			      0000);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	r = strata_do_setxattr_at(
+		fs->workfd, tmp,
+		marker_xattr[STRATA_MARKER_WHITEOUT][fs->xattr_ns], "", 0, 0);
+	if (r < 0)
+		strata_do_unlinkat(fs->workfd, tmp, 0);
+	return r;
+}
+
+/* The kernel's readdir hides xattr whiteouts only in a directory marked
+ * opaque=x: mark the upper directory unless it is opaque already. */
+static int mark_xwhiteouts(struct strata_fs *fs, int udir)
+{
+	const char *x = marker_xattr[STRATA_MARKER_OPAQUE][fs->xattr_ns];
+	char val[4];
+	ssize_t n = strata_do_getxattr_at(udir, NULL, x, val, sizeof(val));
+
+	if (n >= 0 || (n != -ENODATA && n != -ERANGE))
+		return n < 0 ? (int)n : 0;
+	return strata_do_setxattr_at(udir, NULL, x, "x", 1, 0);
+}
+
+static int aufs_marker(int udir, const char *name)
+{
+	char wh[NAME_MAX + 1];
+	int fd;
+
+	if (snprintf(wh, sizeof(wh), STRATA_AUFS_PREFIX "%s", name) >=
+	    (int)sizeof(wh))
+		return -ENAMETOOLONG;
+	fd = strata_do_openat(udir, wh, O_CREAT | O_WRONLY, 0000);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int strata_clear_aufs_whiteout(int udir, const char *name)
+{
+	char wh[NAME_MAX + 1];
+	int r;
+
+	if (snprintf(wh, sizeof(wh), STRATA_AUFS_PREFIX "%s", name) >=
+	    (int)sizeof(wh))
+		return 0;
+	r = strata_do_unlinkat(udir, wh, 0);
+	return r == -ENOENT ? 0 : r;
+}
+
+int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name)
+{
+	char tmp[48];
+	int r;
+
+	if (fs->wh_format == STRATA_WH_AUFS) {
+		/* marker first: a crash in between still hides the name */
+		r = aufs_marker(udir, name);
+		if (r == 0) {
+			r = strata_do_unlinkat(udir, name, 0);
+			r = r == -ENOENT ? 0 : r;
+		}
+		return r;
+	}
+	if (fs->wh_format == STRATA_WH_XATTR) {
+		r = mark_xwhiteouts(fs, udir);
+		if (r < 0)
+			return r;
+	}
+	strata_tmpname(fs, tmp, sizeof(tmp));
+	r = strata_build_whiteout(fs, tmp);
+	if (r < 0)
+		return r;
+	r = strata_do_renameat2(fs->workfd, tmp, udir, name, 0);
+	if (r < 0)
+		strata_do_unlinkat(fs->workfd, tmp, 0);
+	return r;
+}
+
+int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name)
+{
+	char tmp[48], old[48];
+	int r;
+
+	strata_tmpname(fs, old, sizeof(old));
+	if (fs->wh_format != STRATA_WH_AUFS && fs->can_exchange) {
+		/* one atomic step: the whiteout takes the directory's
+		 * place, the directory lands in work */
+		if (fs->wh_format == STRATA_WH_XATTR) {
+			r = mark_xwhiteouts(fs, udir);
+			if (r < 0)
+				return r;
+		}
+		r = strata_build_whiteout(fs, old);
+		if (r < 0)
+			return r;
+		r = strata_do_renameat2(fs->workfd, old, udir, name,
+					RENAME_EXCHANGE);
+		if (r < 0) {
+			strata_do_unlinkat(fs->workfd, old, 0);
+			return r;
+		}
+		return strata_remove_tree(fs->workfd, old);
+	}
+	/* two steps: move the directory out, then put the whiteout */
+	r = strata_do_renameat2(udir, name, fs->workfd, old, 0);
+	if (r < 0)
+		return r;
+	r = strata_whiteout_replace(fs, udir, name);
+	strata_remove_tree(fs->workfd, old);
+	(void)tmp;
+	return r;
+}
+
+int strata_set_opaque(struct strata_fs *fs, int dir, const char *name)
+{
+	strata_autofd fd = -1;
+	int r;
+
+	if (fs->xattr_ok)
+		return strata_do_setxattr_at(
+			dir, name, marker_xattr[STRATA_MARKER_OPAQUE][fs->xattr_ns],
+			"y", 1, 0);
+	fd = name ? strata_do_openat(dir, name, O_PATH | O_DIRECTORY |
+							O_NOFOLLOW, 0)
+		  : dup(dir);
+	if (fd < 0)
+		return name ? fd : -errno;
+	r = strata_do_openat(fd, STRATA_AUFS_OPAQUE, O_CREAT | O_WRONLY,
+			     0000);
+	if (r < 0)
+		return r;
+	close(r);
+	return 0;
 }

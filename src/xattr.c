@@ -151,3 +151,69 @@ ssize_t strata_listxattr(struct strata_fs *fs, struct strata_inode *in,
 	memcpy(buf, tmp, r);
 	return r;
 }
+
+/* The upper real object of @in, after copying it up. */
+static int upper_of(struct strata_fs *fs, struct strata_inode *in,
+		    struct strata_stack **s, int *dirfd, char **name)
+{
+	uint32_t layer;
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	r = strata_copy_up(fs, in, true);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(in->type)) {
+		*s = strata_inode_stack(in);
+		*dirfd = (*s)->e[0].fd;
+		*name = NULL;
+		return 0;
+	}
+	return strata_inode_where(fs, in, s, dirfd, name, &layer);
+}
+
+int strata_setxattr(struct strata_fs *fs, struct strata_inode *in,
+		    const char *xname, const void *val, size_t size,
+		    int flags)
+{
+	g_autofree char *real = NULL;
+	g_autofree char *name = NULL;
+	struct strata_stack *s = NULL;
+	int dirfd, r;
+
+	r = real_xattr_name(xname, &real);
+	if (r < 0)
+		return -EPERM; /* another overlay's private name */
+	r = upper_of(fs, in, &s, &dirfd, &name);
+	if (r < 0)
+		return r;
+	r = strata_do_setxattr_at(dirfd, name, real ? real : xname, val, size,
+				  flags);
+	strata_stack_unref(s);
+	return r;
+}
+
+int strata_removexattr(struct strata_fs *fs, struct strata_inode *in,
+		       const char *xname)
+{
+	g_autofree char *real = NULL;
+	g_autofree char *name = NULL;
+	struct strata_stack *s = NULL;
+	char probe;
+	int dirfd, r;
+
+	r = real_xattr_name(xname, &real);
+	if (r < 0)
+		return r;
+	/* nothing to remove: say so without copying up */
+	r = (int)strata_getxattr(fs, in, xname, &probe, 0);
+	if (r < 0)
+		return r;
+	r = upper_of(fs, in, &s, &dirfd, &name);
+	if (r < 0)
+		return r;
+	r = strata_do_removexattr_at(dirfd, name, real ? real : xname);
+	strata_stack_unref(s);
+	return r;
+}

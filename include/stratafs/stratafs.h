@@ -50,14 +50,25 @@ ssize_t strata_do_getxattr_at(int dirfd, const char *name,
 ssize_t strata_do_listxattr_at(int dirfd, const char *name, char *buf,
 			       size_t size);
 int strata_do_fstatvfs(int fd, struct statvfs *sv);
+int strata_do_setxattr_at(int dirfd, const char *name, const char *xname,
+			  const void *val, size_t size, int flags);
+int strata_do_removexattr_at(int dirfd, const char *name, const char *xname);
+/* @name NULL or "": the object @dirfd itself (an O_PATH fd is fine) */
+int strata_do_fchownat(int dirfd, const char *name, uid_t uid, gid_t gid);
+int strata_do_fchmodat(int dirfd, const char *name, mode_t mode);
+int strata_do_utimensat(int dirfd, const char *name,
+			const struct timespec times[2]);
+int strata_do_renameat2(int olddir, const char *oldname, int newdir,
+			const char *newname, unsigned int flags);
+int strata_do_unlinkat(int dirfd, const char *name, int flags);
 
 /* whiteout.c: marker formats, read side */
 enum strata_marker {
 	STRATA_MARKER_OPAQUE,
 	STRATA_MARKER_WHITEOUT,
+	STRATA_MARKER_ORIGIN, /* ours: the st_ino a copied-up object keeps */
 	STRATA_MARKER__COUNT,
 };
-enum strata_xattr_ns { STRATA_NS_TRUSTED, STRATA_NS_USER, STRATA_NS__COUNT };
 /* "trusted.overlay.opaque", "user.overlay.whiteout", ... */
 const char *strata_marker_xattr(enum strata_marker m, enum strata_xattr_ns ns);
 #define STRATA_AUFS_PREFIX ".wh."
@@ -65,6 +76,9 @@ const char *strata_marker_xattr(enum strata_marker m, enum strata_xattr_ns ns);
 bool strata_is_aufs_name(const char *name);
 /* true for a private xattr name that must never show through the mount */
 bool strata_is_private_xattr(const char *name);
+/* a private name that is a marker (not an escaped user name): never
+ * copied up */
+bool strata_is_marker_xattr(const char *name);
 /* 0/0 character device */
 bool strata_is_chardev_whiteout(const struct stat *st);
 
@@ -83,6 +97,25 @@ int strata_entry_is_whiteout(int dirfd, const char *name,
 			     const struct stat *st);
 /* 1 if an AUFS ".wh.NAME" for @name exists in @dirfd, 0 if not. */
 int strata_aufs_whiteout_exists(int dirfd, const char *name);
+/* whiteout.c: write side, in the upper layer */
+enum strata_upper_state {
+	STRATA_UPPER_NONE,     /* nothing of that name */
+	STRATA_UPPER_WHITEOUT, /* a whiteout object at the name */
+	STRATA_UPPER_AUFS,     /* only a ".wh.NAME" beside it */
+	STRATA_UPPER_ENTRY,    /* a real entry */
+};
+int strata_upper_state(int udir, const char *name, struct stat *st);
+/* Make @name in @udir a whiteout, atomically replacing the non-directory
+ * there if any. */
+int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name);
+/* Replace the upper directory @name (logically empty) by a whiteout. */
+int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name);
+/* Mark the directory (@dir, @name) opaque (@name NULL: @dir itself). */
+int strata_set_opaque(struct strata_fs *fs, int dir, const char *name);
+/* Build a whiteout object as work/@tmp (not in the AUFS format). */
+int strata_build_whiteout(struct strata_fs *fs, const char *tmp);
+/* Remove the AUFS marker of @name in @udir if there is one. */
+int strata_clear_aufs_whiteout(int udir, const char *name);
 
 /* inode.c: the inode table */
 struct strata_stack *strata_stack_new(uint32_t n);
@@ -96,8 +129,8 @@ void strata_table_init(struct strata_fs *fs);
 void strata_table_destroy(struct strata_fs *fs);
 /* Find the inode @ino or create it from the given location.  Takes one
  * reference on the result.  @stack is consumed. */
-struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t ino,
-				      mode_t type,
+struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
+				      uint64_t ino, mode_t type,
 				      struct strata_inode *parent,
 				      const char *name, uint32_t layer,
 				      struct strata_stack *stack);
@@ -112,24 +145,42 @@ int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
 		       struct strata_stack **pstack, int *dirfd, char **name,
 		       uint32_t *layer);
 size_t strata_table_size(struct strata_fs *fs);
+/* Move @in to a new key (after a copy-up). */
+void strata_inode_rekey(struct strata_fs *fs, struct strata_inode *in,
+			uint64_t key);
+/* Take @in out of the table: its name is gone (unlink, rmdir). */
+void strata_inode_forget_key(struct strata_fs *fs, struct strata_inode *in);
+/* Point @in at a new parent/name/layer (rename, copy-up). */
+void strata_inode_set_location(struct strata_fs *fs, struct strata_inode *in,
+			       struct strata_inode *parent, const char *name,
+			       uint32_t layer);
 
 /* attr.c */
 uint64_t strata_map_ino(const struct strata_fs *fs, uint32_t layer,
 			ino_t real);
-/* Adjust a real stat into what the merged view shows. */
-void strata_fix_stat(const struct strata_fs *fs, struct stat *st,
-		     uint32_t layer, uint32_t stack_n);
+/* Adjust a real stat into what the merged view shows: st_ino @ino, the
+ * nlink of a directory merged from @stack_n layers. */
+void strata_fix_stat(struct stat *st, uint64_t ino, uint32_t stack_n);
+/* The st_ino shown for the real entry (@dirfd, @name) of @layer whose
+ * real stat is @st: its recorded origin if it has one, else its key. */
+uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
+			  uint32_t layer, const struct stat *st);
 int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		   struct stat *st);
 
 /* lookup.c: resolve names down the stack */
 struct strata_found {
 	struct stat st; /* of the topmost entry, already fixed */
+	uint64_t key;	/* real identity of the topmost entry */
 	uint32_t layer;
 	struct strata_stack *stack; /* directories only */
 };
 int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
 		   const char *name, struct strata_found *out);
+/* The same over @n entries of a stack (a part of one). */
+int strata_resolve_in(struct strata_fs *fs,
+		      const struct strata_stack_entry *dir, uint32_t n,
+		      const char *name, struct strata_found *out);
 /* Resolve @name in @dir and return its inode with one more reference. */
 int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, struct strata_inode **out,
@@ -173,13 +224,88 @@ size_t strata_filter_xattr_list(char *buf, size_t len);
 /* file.c */
 int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 		     int flags);
+/* Open @in for the kernel: a write open copies it up first. */
+int strata_file_open(struct strata_fs *fs, struct strata_inode *in, int flags,
+		     struct strata_file **out);
+/* Wrap a fresh fd of the upper object @in (create). */
+struct strata_file *strata_file_wrap(struct strata_inode *in, int fd);
+/* The fd to read from: a read-only handle opened before a copy-up moves
+ * to the copy, so that it sees what was written since (POSIX). */
+int strata_file_read_fd(struct strata_fs *fs, struct strata_file *f);
+void strata_file_release(struct strata_fs *fs, struct strata_file *f);
+int strata_fsync(struct strata_fs *fs, struct strata_file *f, bool datasync);
+int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
+		    bool datasync);
+
+/* attr.c: setattr */
+#define STRATA_SET_MODE (1 << 0)
+#define STRATA_SET_UID (1 << 1)
+#define STRATA_SET_GID (1 << 2)
+#define STRATA_SET_SIZE (1 << 3)
+#define STRATA_SET_ATIME (1 << 4)
+#define STRATA_SET_MTIME (1 << 5)
+#define STRATA_SET_ATIME_NOW (1 << 6)
+#define STRATA_SET_MTIME_NOW (1 << 7)
+#define STRATA_SET_CTIME (1 << 8)
+int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
+		   const struct stat *attr, int valid, struct strata_file *f,
+		   struct stat *out);
+
+/* xattr.c: write side */
+int strata_setxattr(struct strata_fs *fs, struct strata_inode *in,
+		    const char *xname, const void *val, size_t size,
+		    int flags);
+int strata_removexattr(struct strata_fs *fs, struct strata_inode *in,
+		       const char *xname);
+
+/* dir.c */
+struct strata_newobj {
+	mode_t mode;	    /* type and permissions */
+	dev_t rdev;	    /* devices */
+	const char *target; /* symlinks */
+	uid_t uid;	    /* the caller */
+	gid_t gid;
+	int flags; /* open flags, for create */
+};
+/* Create @name in @dir; with @fd (regular files) also open it. */
+int strata_create(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name, const struct strata_newobj *req,
+		  struct strata_inode **out, struct stat *st, int *fd);
+int strata_link(struct strata_fs *fs, struct strata_inode *in,
+		struct strata_inode *newdir, const char *newname,
+		struct strata_inode **out, struct stat *st);
+int strata_unlink(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name);
+int strata_rmdir(struct strata_fs *fs, struct strata_inode *dir,
+		 const char *name);
+int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
+		  const char *oldname, struct strata_inode *newdir,
+		  const char *newname, unsigned int flags);
 int strata_readlink(struct strata_fs *fs, struct strata_inode *in,
 		    char *buf, size_t size);
 int strata_statfs(struct strata_fs *fs, struct statvfs *sv);
 int strata_access(struct strata_fs *fs, struct strata_inode *in, int mask,
 		  uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 
+/* copyup.c */
+void strata_tmpname(struct strata_fs *fs, char *buf, size_t size);
+bool strata_inode_is_upper(struct strata_inode *in);
+int strata_copy_data(int src, int dst, off_t size);
+int strata_copy_xattrs(struct strata_fs *fs, int sdir, const char *sname,
+		       int ddir, const char *dname);
+int strata_set_origin(struct strata_fs *fs, int dir, const char *name,
+		      uint64_t ino);
+int strata_set_owner_mode(struct strata_fs *fs, int dir, const char *name,
+			  uid_t uid, gid_t gid, mode_t mode);
+/* Copy @in (and its parents) up; without @data a regular file is copied
+ * empty (the caller truncates it anyway).  0 if it is upper already. */
+int strata_copy_up(struct strata_fs *fs, struct strata_inode *in, bool data);
+/* @in now lives at (@udir, @name) in the upper layer. */
+int strata_inode_now_upper(struct strata_fs *fs, struct strata_inode *in,
+			   int udir, const char *name);
+
 /* layers.c: open the layer stack */
+int strata_remove_tree(int dirfd, const char *name);
 int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err);
 void strata_fs_close(struct strata_fs *fs);

@@ -25,6 +25,8 @@
 
 #include "stratafs/options.h"
 
+enum strata_xattr_ns { STRATA_NS_TRUSTED, STRATA_NS_USER, STRATA_NS__COUNT };
+
 struct strata_layer {
 	int fd;		/* root directory, O_RDONLY|O_DIRECTORY; immutable */
 	char *path;	/* canonical absolute path, for messages */
@@ -53,9 +55,15 @@ struct strata_stack {
 };
 
 struct strata_inode {
-	/* Immutable after creation. */
-	uint64_t ino;  /* st_ino we report; key of fs->inodes */
-	mode_t type;   /* S_IFMT bits */
+	/*
+	 * key: the real identity of the topmost entry (attr.c), the key of
+	 * fs->inodes; it changes when the object is copied up (under
+	 * table_lock).  ino: the st_ino shown, which never changes: a
+	 * copied-up object keeps the number of its origin.
+	 */
+	uint64_t key;
+	uint64_t ino;
+	mode_t type;   /* S_IFMT bits, immutable */
 
 	/* Kernel lookups plus internal references (children, open handles). */
 	uint64_t refs; /* atomic */
@@ -73,6 +81,32 @@ struct strata_inode {
 	uint32_t layer;
 	/* Directories only: the real directories, topmost first. */
 	struct strata_stack *stack;
+	/* the last name is gone (unlink/rmdir/rename over it) */
+	bool unlinked;
+	/* bumped by each copy-up, so read-only handles opened before it
+	 * switch to the copy (protected by lock) */
+	uint32_t gen;
+
+	/* Serializes copy-up of this inode; taken without any other inode
+	 * lock held (parents are copied up first, each under its own). */
+	GMutex cu_lock;
+};
+
+/* How whiteouts are written to the upper layer, best first. */
+enum strata_wh_format {
+	STRATA_WH_CHARDEV, /* 0/0 character device (mknod allowed) */
+	STRATA_WH_XATTR,   /* empty file + overlay.whiteout, parent opaque=x */
+	STRATA_WH_AUFS,	   /* ".wh.NAME" (no mknod, no xattrs) */
+};
+
+/* An open file. */
+struct strata_file {
+	int fd;
+	int oldfd;		 /* the lower fd after a switch, or -1 */
+	struct strata_inode *in; /* a reference is held */
+	uint32_t gen;		 /* in->gen when fd was opened */
+	bool upper;		 /* fd is on the upper layer */
+	GMutex lock;		 /* protects fd, gen, upper (reopen) */
 };
 
 struct strata_options;
@@ -86,6 +120,20 @@ struct strata_fs {
 
 	double timeout;		/* entry and attr timeout, seconds */
 	bool debug;
+
+	/* Writable unions: layers[0] is the upper layer.  Probed once at
+	 * mount (layers.c), never changed afterwards. */
+	int workdir_fd;		/* the workdir, flock'ed while mounted */
+	int workfd;		/* workdir/work: temps built before publishing */
+	char *workpath;
+	bool xattr_ok;		/* the upper holds xattrs of xattr_ns */
+	enum strata_xattr_ns xattr_ns; /* namespace of markers we write */
+	enum strata_wh_format wh_format;
+	bool can_rename_whiteout; /* renameat2(RENAME_WHITEOUT) */
+	bool can_exchange;	  /* renameat2(RENAME_EXCHANGE) */
+	bool can_chown;		  /* CAP_CHOWN: owners survive copy-up */
+	bool fsync;		  /* pass fsync/fsyncdir on (default) */
+	uint64_t tmp_counter;	  /* atomic: unique temp names */
 
 	struct strata_inode *root;
 

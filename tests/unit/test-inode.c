@@ -31,12 +31,13 @@ static void synth_init(struct strata_fs *fs)
 	fs->n_devs = 1;
 	strata_table_init(fs);
 	root->ino = 1000;
+	root->key = 1000;
 	root->type = S_IFDIR;
 	root->refs = 1;
 	g_mutex_init(&root->lock);
 	root->name = g_strdup("");
 	root->stack = strata_stack_new(0);
-	g_hash_table_insert(fs->inodes, &root->ino, root);
+	g_hash_table_insert(fs->inodes, &root->key, root);
 	fs->root = root;
 }
 
@@ -103,7 +104,7 @@ static void test_inode_get_new_and_existing(void **state)
 	synth_init(&fs);
 	assert_int_equal(strata_table_size(&fs), 1);
 
-	a = strata_inode_get(&fs, 42, S_IFREG | 0644, fs.root, "a", 1, NULL);
+	a = strata_inode_get(&fs, 42, 42, S_IFREG | 0644, fs.root, "a", 1, NULL);
 	assert_non_null(a);
 	assert_int_equal(a->ino, 42);
 	assert_int_equal(a->type, S_IFREG); /* permission bits dropped */
@@ -117,7 +118,7 @@ static void test_inode_get_new_and_existing(void **state)
 
 	/* same number and type: the same inode, one more reference, and
 	 * the stack passed in is consumed */
-	a2 = strata_inode_get(&fs, 42, S_IFREG, fs.root, "other", 0,
+	a2 = strata_inode_get(&fs, 42, 42, S_IFREG, fs.root, "other", 0,
 			      strata_stack_new(2));
 	assert_ptr_equal(a2, a);
 	assert_int_equal(ut_refs(a), 2);
@@ -125,7 +126,7 @@ static void test_inode_get_new_and_existing(void **state)
 	assert_int_equal(ut_refs(fs.root), 2);
 	assert_int_equal(strata_table_size(&fs), 2);
 
-	b = strata_inode_get(&fs, 43, S_IFDIR | 0755, fs.root, "b", 0,
+	b = strata_inode_get(&fs, 43, 43, S_IFDIR | 0755, fs.root, "b", 0,
 			     strata_stack_new(1));
 	assert_ptr_not_equal(b, a);
 	assert_non_null(b->stack);
@@ -152,7 +153,7 @@ static void test_inode_unref_many(void **state)
 	struct strata_inode *a;
 
 	synth_init(&fs);
-	a = strata_inode_get(&fs, 7, S_IFREG, fs.root, "a", 0, NULL);
+	a = strata_inode_get(&fs, 7, 7, S_IFREG, fs.root, "a", 0, NULL);
 	strata_inode_ref(a, 4);
 	assert_int_equal(ut_refs(a), 5);
 	strata_inode_unref(&fs, a, 3);
@@ -171,10 +172,10 @@ static void test_inode_unref_cascades_to_parents(void **state)
 	struct strata_inode *d, *e, *f;
 
 	synth_init(&fs);
-	d = strata_inode_get(&fs, 10, S_IFDIR, fs.root, "d", 0,
+	d = strata_inode_get(&fs, 10, 10, S_IFDIR, fs.root, "d", 0,
 			     strata_stack_new(0));
-	e = strata_inode_get(&fs, 11, S_IFDIR, d, "e", 0, strata_stack_new(0));
-	f = strata_inode_get(&fs, 12, S_IFREG, e, "f", 0, NULL);
+	e = strata_inode_get(&fs, 11, 11, S_IFDIR, d, "e", 0, strata_stack_new(0));
+	f = strata_inode_get(&fs, 12, 12, S_IFREG, e, "f", 0, NULL);
 	assert_int_equal(strata_table_size(&fs), 4);
 	/* the kernel forgets d and e first: the children keep them */
 	strata_inode_unref(&fs, d, 1);
@@ -201,7 +202,7 @@ static void test_inode_root_never_freed(void **state)
 	assert_ptr_equal(fs.root, root);
 	assert_int_equal(ut_refs(root), 0);
 	/* and it is found again by number */
-	assert_ptr_equal(strata_inode_get(&fs, 1000, S_IFDIR, NULL, "", 0,
+	assert_ptr_equal(strata_inode_get(&fs, 1000, 1000, S_IFDIR, NULL, "", 0,
 					  NULL),
 			 root);
 	assert_int_equal(ut_refs(root), 1);
@@ -214,8 +215,8 @@ static void test_inode_get_type_mismatch(void **state)
 	struct strata_inode *a, *b;
 
 	synth_init(&fs);
-	a = strata_inode_get(&fs, 5, S_IFREG, fs.root, "a", 0, NULL);
-	b = strata_inode_get(&fs, 5, S_IFLNK, fs.root, "a", 0, NULL);
+	a = strata_inode_get(&fs, 5, 5, S_IFREG, fs.root, "a", 0, NULL);
+	b = strata_inode_get(&fs, 5, 5, S_IFLNK, fs.root, "a", 0, NULL);
 	assert_ptr_not_equal(a, b);
 	assert_int_equal(b->type, S_IFLNK);
 	assert_int_equal(strata_table_size(&fs), 2);
@@ -223,7 +224,7 @@ static void test_inode_get_type_mismatch(void **state)
 	 * last reference, without removing its successor */
 	strata_inode_unref(&fs, a, 1);
 	assert_int_equal(strata_table_size(&fs), 2);
-	assert_ptr_equal(strata_inode_get(&fs, 5, S_IFLNK, fs.root, "a", 0,
+	assert_ptr_equal(strata_inode_get(&fs, 5, 5, S_IFLNK, fs.root, "a", 0,
 					  NULL),
 			 b);
 	strata_inode_unref(&fs, b, 2);
@@ -238,10 +239,10 @@ static void test_table_destroy_frees_all(void **state)
 	struct strata_inode *d;
 
 	synth_init(&fs);
-	d = strata_inode_get(&fs, 10, S_IFDIR, fs.root, "d", 0,
+	d = strata_inode_get(&fs, 10, 10, S_IFDIR, fs.root, "d", 0,
 			     strata_stack_new(0));
-	strata_inode_get(&fs, 11, S_IFREG, d, "x", 0, NULL);
-	strata_inode_get(&fs, 12, S_IFREG, fs.root, "y", 0, NULL);
+	strata_inode_get(&fs, 11, 11, S_IFREG, d, "x", 0, NULL);
+	strata_inode_get(&fs, 12, 12, S_IFREG, fs.root, "y", 0, NULL);
 	/* valgrind checks that this frees everything */
 	strata_table_destroy(&fs);
 	assert_null(fs.inodes);
@@ -260,7 +261,7 @@ static void test_inode_stack_ref(void **state)
 	assert_int_equal(s->refs, 2);
 	strata_stack_unref(s);
 	assert_int_equal(fs.root->stack->refs, 1);
-	f = strata_inode_get(&fs, 8, S_IFREG, fs.root, "f", 0, NULL);
+	f = strata_inode_get(&fs, 8, 8, S_IFREG, fs.root, "f", 0, NULL);
 	assert_null(strata_inode_stack(f));
 	strata_inode_unref(&fs, f, 1);
 	strata_table_destroy(&fs);
@@ -299,22 +300,21 @@ static void test_map_ino(void **state)
 
 static void test_fix_stat(void **state)
 {
-	struct strata_fs fs = { .n_devs = 1 };
 	struct stat st;
 
 	memset(&st, 0, sizeof(st));
 	st.st_mode = S_IFDIR | 0755;
 	st.st_nlink = 5;
 	st.st_ino = 77;
-	strata_fix_stat(&fs, &st, 0, 1);
+	strata_fix_stat(&st, 78, 1);
 	assert_int_equal(st.st_nlink, 5);
-	assert_int_equal(st.st_ino, 77);
-	strata_fix_stat(&fs, &st, 0, 2);
+	assert_int_equal(st.st_ino, 78); /* the shown number replaces it */
+	strata_fix_stat(&st, 78, 2);
 	assert_int_equal(st.st_nlink, 1);
 
 	st.st_mode = S_IFREG | 0644;
 	st.st_nlink = 3;
-	strata_fix_stat(&fs, &st, 0, 2);
+	strata_fix_stat(&st, 78, 2);
 	assert_int_equal(st.st_nlink, 3); /* hardlink count kept */
 }
 

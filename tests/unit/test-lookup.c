@@ -146,24 +146,6 @@ static void test_fs_open_no_layers(void **state)
 	assert_non_null(strstr(err, "lowerdir"));
 }
 
-static void test_fs_open_upperdir_refused(void **state)
-{
-	struct ut_fx *fx = FX(state);
-	struct strata_options o;
-	g_autofree char *err = NULL;
-
-	strata_options_init(&o);
-	g_ptr_array_add(o.lowerdirs, g_strdup(fx->l[1]));
-	o.upperdir = g_strdup(fx->l[0]);
-	o.workdir = g_strdup(fx->l[2]);
-	memset(&fx->fs, 0, sizeof(fx->fs));
-	assert_int_equal(strata_fs_open(&fx->fs, &o, &err), -ENOTSUP);
-	fx->open = true;
-	assert_non_null(err);
-	assert_non_null(strstr(err, "upperdir"));
-	strata_options_clear(&o);
-}
-
 static void test_fs_open_timeout_debug(void **state)
 {
 	struct ut_fx *fx = FX(state);
@@ -884,7 +866,6 @@ int main(void)
 		T(test_fs_open_nonexistent),
 		T(test_fs_open_file_as_layer),
 		T(test_fs_open_no_layers),
-		T(test_fs_open_upperdir_refused),
 		T(test_fs_open_timeout_debug),
 		T(test_top_file_wins),
 		T(test_lower_file_shows),

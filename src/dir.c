@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Namespace changes: create, mkdir, mknod, symlink, link, unlink, rmdir,
+ * rename.  All happen in the upper layer, with the kernel overlayfs's
+ * results:
+ *   - a name is created directly in the upper directory, unless a
+ *     whiteout holds it there: then the object is built in work and
+ *     renamed over the whiteout (a directory made that way is opaque, so
+ *     the deleted lower directory does not merge back in);
+ *   - removing a name that a lower layer also holds leaves a whiteout;
+ *     a lower-only object is never copied up just to be deleted;
+ *   - rmdir needs the merged directory to be empty (whiteouts only);
+ *   - rename of a directory that has lower content is EXDEV, as on the
+ *     kernel without redirect_dir.
+ * New objects belong to the caller: created by the daemon, then chown'ed
+ * to the caller's ids (the group of a setgid parent, as a local fs does).
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "stratafs/stratafs.h"
+
+/* Copy @dir up and return its stack, whose e[0] is then the upper. */
+static int upper_stack(struct strata_fs *fs, struct strata_inode *dir,
+		       struct strata_stack **out)
+{
+	struct strata_stack *s;
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	r = strata_copy_up(fs, dir, true);
+	if (r < 0)
+		return r;
+	s = strata_inode_stack(dir);
+	if (s->n == 0 || s->e[0].layer != 0) {
+		strata_stack_unref(s);
+		return -EIO;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Does a lower layer hold @name visibly below the upper of @dir? */
+static int lower_positive(struct strata_fs *fs, const struct strata_stack *s,
+			  const char *name)
+{
+	struct strata_found f;
+	uint32_t skip = (s->n > 0 && s->e[0].layer == 0) ? 1 : 0;
+	int r;
+
+	if (s->n == skip)
+		return 0;
+	r = strata_resolve_in(fs, s->e + skip, s->n - skip, name, &f);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	strata_stack_unref(f.stack);
+	return 1;
+}
+
+/* Fails with EEXIST if @name shows in @dir. */
+static int must_not_exist(struct strata_fs *fs, struct strata_inode *dir,
+			  const char *name)
+{
+	struct strata_stack *s = strata_inode_stack(dir);
+	struct strata_found f;
+	int r = strata_resolve(fs, s, name, &f);
+
+	strata_stack_unref(s);
+	if (r == 0) {
+		strata_stack_unref(f.stack);
+		return -EEXIST;
+	}
+	return r == -ENOENT ? 0 : r;
+}
+
+static gid_t new_gid(const struct stat *parent, gid_t caller, mode_t *mode)
+{
+	if (!(parent->st_mode & S_ISGID))
+		return caller;
+	if (S_ISDIR(*mode))
+		*mode |= S_ISGID; /* setgid directories propagate */
+	return parent->st_gid;
+}
+
+/* Create the object described by @req as (@dir, @name); file fd in *fd. */
+static int make_object(struct strata_fs *fs, int dir, const char *name,
+		       const struct strata_newobj *req, int *fd)
+{
+	mode_t type = req->mode & S_IFMT;
+	int r;
+
+	switch (type) {
+	case S_IFDIR:
+		return mkdirat(dir, name, 0700) < 0 ? -errno : 0;
+	case S_IFLNK:
+		return symlinkat(req->target, dir, name) < 0 ? -errno : 0;
+	case S_IFREG:
+		if (fd == NULL)
+			return mknodat(dir, name, S_IFREG | 0600, 0) < 0
+				       ? -errno
+				       : 0;
+		r = strata_do_openat(dir, name,
+				     O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
+					     (req->flags & (O_APPEND |
+							    O_DIRECT |
+							    O_NONBLOCK)),
+				     0600);
+		if (r < 0)
+			return r;
+		*fd = r;
+		return 0;
+	default:
+		return mknodat(dir, name, type | 0600, req->rdev) < 0 ? -errno
+								      : 0;
+	}
+}
+
+/* Give the new (@dir, @name) its owner and mode. */
+static int finish_object(struct strata_fs *fs, int dir, const char *name,
+			 const struct strata_newobj *req,
+			 const struct stat *pst)
+{
+	mode_t mode = req->mode;
+	gid_t gid = new_gid(pst, req->gid, &mode);
+
+	return strata_set_owner_mode(fs, dir, name, req->uid, gid, mode);
+}
+
+int strata_create(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name, const struct strata_newobj *req,
+		  struct strata_inode **out, struct stat *st, int *fd)
+{
+	struct strata_stack *s = NULL;
+	struct stat pst, ust;
+	char tmp[48];
+	int state, udir, r;
+
+	if (fd)
+		*fd = -1;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strata_is_aufs_name(name))
+		return -EINVAL; /* a marker name cannot be created */
+	r = must_not_exist(fs, dir, name);
+	if (r < 0)
+		return r;
+	r = upper_stack(fs, dir, &s);
+	if (r < 0)
+		return r;
+	udir = s->e[0].fd;
+	r = strata_do_fstatat(udir, "", &pst, AT_EMPTY_PATH);
+	if (r < 0)
+		goto out;
+	state = strata_upper_state(udir, name, &ust);
+	if (state < 0) {
+		r = state;
+		goto out;
+	}
+	if (state == STRATA_UPPER_ENTRY) {
+		r = -EEXIST; /* shows in the upper, hidden from us? */
+		goto out;
+	}
+
+	if (state != STRATA_UPPER_WHITEOUT) {
+		/* the common case: straight into the upper directory */
+		r = make_object(fs, udir, name, req, fd);
+		if (r == 0)
+			r = finish_object(fs, udir, name, req, &pst);
+		if (r == 0 && state == STRATA_UPPER_AUFS &&
+		    S_ISDIR(req->mode))
+			r = strata_set_opaque(fs, udir, name);
+		if (r < 0) {
+			if (fd && *fd >= 0)
+				close(*fd);
+			if (fd)
+				*fd = -1;
+			strata_remove_tree(udir, name);
+			goto out;
+		}
+		if (state == STRATA_UPPER_AUFS)
+			strata_clear_aufs_whiteout(udir, name);
+	} else {
+		/* over a whiteout: build in work, then swap it in */
+		strata_tmpname(fs, tmp, sizeof(tmp));
+		r = make_object(fs, fs->workfd, tmp, req, fd);
+		if (r == 0)
+			r = finish_object(fs, fs->workfd, tmp, req, &pst);
+		if (r == 0 && S_ISDIR(req->mode))
+			r = strata_set_opaque(fs, fs->workfd, tmp);
+		if (r == 0 && S_ISDIR(req->mode)) {
+			/* a directory cannot be renamed over a file */
+			r = strata_do_renameat2(fs->workfd, tmp, udir, name,
+						RENAME_EXCHANGE);
+			if (r == 0)
+				strata_do_unlinkat(fs->workfd, tmp, 0);
+			else if (r == -EINVAL && !fs->can_exchange) {
+				r = strata_do_unlinkat(udir, name, 0);
+				if (r == 0)
+					r = strata_do_renameat2(fs->workfd,
+								tmp, udir,
+								name, 0);
+			}
+		} else if (r == 0) {
+			r = strata_do_renameat2(fs->workfd, tmp, udir, name,
+						0);
+		}
+		if (r < 0) {
+			if (fd && *fd >= 0)
+				close(*fd);
+			if (fd)
+				*fd = -1;
+			strata_remove_tree(fs->workfd, tmp);
+			goto out;
+		}
+	}
+	r = strata_lookup(fs, dir, name, out, st);
+	if (r < 0 && fd && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+out:
+	strata_stack_unref(s);
+	return r;
+}
+
+int strata_link(struct strata_fs *fs, struct strata_inode *in,
+		struct strata_inode *newdir, const char *newname,
+		struct strata_inode **out, struct stat *st)
+{
+	g_autofree char *name = NULL;
+	struct strata_stack *s = NULL, *src = NULL;
+	struct stat ust;
+	char tmp[48];
+	uint32_t layer;
+	int sdir, state, r;
+
+	if (S_ISDIR(in->type))
+		return -EPERM;
+	if (strlen(newname) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strata_is_aufs_name(newname))
+		return -EINVAL;
+	r = must_not_exist(fs, newdir, newname);
+	if (r < 0)
+		return r;
+	r = strata_copy_up(fs, in, true);
+	if (r < 0)
+		return r;
+	r = upper_stack(fs, newdir, &s);
+	if (r < 0)
+		return r;
+	r = strata_inode_where(fs, in, &src, &sdir, &name, &layer);
+	if (r < 0)
+		goto out;
+	state = strata_upper_state(s->e[0].fd, newname, &ust);
+	if (state < 0) {
+		r = state;
+		goto out;
+	}
+	if (state == STRATA_UPPER_WHITEOUT) {
+		strata_tmpname(fs, tmp, sizeof(tmp));
+		r = linkat(sdir, name, fs->workfd, tmp, 0) < 0 ? -errno : 0;
+		if (r == 0) {
+			r = strata_do_renameat2(fs->workfd, tmp, s->e[0].fd,
+						newname, 0);
+			if (r < 0)
+				strata_do_unlinkat(fs->workfd, tmp, 0);
+		}
+	} else {
+		r = linkat(sdir, name, s->e[0].fd, newname, 0) < 0 ? -errno
+								   : 0;
+		if (r == 0 && state == STRATA_UPPER_AUFS)
+			strata_clear_aufs_whiteout(s->e[0].fd, newname);
+	}
+	if (r == 0)
+		r = strata_lookup(fs, newdir, newname, out, st);
+out:
+	strata_stack_unref(src);
+	strata_stack_unref(s);
+	return r;
+}
+
+/* The object a removal is about, looked up (a reference is taken). */
+static int removal_target(struct strata_fs *fs, struct strata_inode *dir,
+			  const char *name, bool want_dir,
+			  struct strata_inode **in, struct stat *st)
+{
+	int r = strata_lookup(fs, dir, name, in, st);
+
+	if (r < 0)
+		return r;
+	if (want_dir && !S_ISDIR((*in)->type))
+		r = -ENOTDIR;
+	else if (!want_dir && S_ISDIR((*in)->type))
+		r = -EISDIR;
+	if (r < 0)
+		strata_inode_unref(fs, *in, 1);
+	return r;
+}
+
+/* 1 if the merged directory @in shows no entry, 0 if it does. */
+static int merged_empty(struct strata_fs *fs, struct strata_inode *in)
+{
+	struct strata_dirsnap *snap = NULL;
+	int r = strata_readdir_snapshot(fs, in, &snap);
+
+	if (r < 0)
+		return r;
+	r = snap->ents->len <= 2; /* "." and ".." */
+	strata_dirsnap_free(snap);
+	return r;
+}
+
+/* Remove (@s upper, @name), holding the inode @in, as unlink or rmdir. */
+static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
+		       const char *name, struct strata_inode *in,
+		       const struct stat *st)
+{
+	struct strata_stack *s = NULL;
+	bool upper = strata_inode_is_upper(in);
+	int wh, r;
+
+	r = upper_stack(fs, dir, &s);
+	if (r < 0)
+		return r;
+	wh = lower_positive(fs, s, name);
+	if (wh < 0) {
+		r = wh;
+		goto out;
+	}
+	if (S_ISDIR(in->type) && upper) {
+		if (wh)
+			r = strata_whiteout_dir(fs, s->e[0].fd, name);
+		else {
+			char tmp[48];
+
+			/* out of sight in one rename, then cleared */
+			strata_tmpname(fs, tmp, sizeof(tmp));
+			r = strata_do_renameat2(s->e[0].fd, name, fs->workfd,
+						tmp, 0);
+			if (r == 0)
+				strata_remove_tree(fs->workfd, tmp);
+		}
+	} else if (upper && !wh) {
+		r = strata_do_unlinkat(s->e[0].fd, name, 0);
+	} else if (upper && fs->can_rename_whiteout) {
+		char tmp[48];
+
+		/* the whiteout appears where the file was, atomically */
+		strata_tmpname(fs, tmp, sizeof(tmp));
+		r = strata_do_renameat2(s->e[0].fd, name, fs->workfd, tmp,
+					RENAME_WHITEOUT);
+		if (r == 0)
+			strata_do_unlinkat(fs->workfd, tmp, 0);
+	} else {
+		/* lower only (never copied up to be deleted), or an upper
+		 * file replaced by a whiteout in one rename */
+		r = strata_whiteout_replace(fs, s->e[0].fd, name);
+	}
+	if (r < 0)
+		goto out;
+
+	if (S_ISDIR(in->type) || st->st_nlink <= 1) {
+		/* the last name of the object is gone; a hardlinked one
+		 * keeps its identity for its other names */
+		g_mutex_lock(&in->lock);
+		in->unlinked = true;
+		g_mutex_unlock(&in->lock);
+		strata_inode_forget_key(fs, in);
+	}
+out:
+	strata_stack_unref(s);
+	return r;
+}
+
+int strata_unlink(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name)
+{
+	struct strata_inode *in;
+	struct stat st;
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	r = removal_target(fs, dir, name, false, &in, &st);
+	if (r < 0)
+		return r;
+	r = remove_name(fs, dir, name, in, &st);
+	strata_inode_unref(fs, in, 1);
+	return r;
+}
+
+int strata_rmdir(struct strata_fs *fs, struct strata_inode *dir,
+		 const char *name)
+{
+	struct strata_inode *in;
+	struct stat st;
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	r = removal_target(fs, dir, name, true, &in, &st);
+	if (r < 0)
+		return r;
+	r = merged_empty(fs, in);
+	if (r == 0)
+		r = -ENOTEMPTY;
+	else if (r > 0)
+		r = remove_name(fs, dir, name, in, &st);
+	strata_inode_unref(fs, in, 1);
+	return r;
+}
+
+/* A directory that only the upper layer holds may move. */
+static bool movable(struct strata_inode *in)
+{
+	bool ok;
+
+	if (!S_ISDIR(in->type))
+		return true;
+	g_mutex_lock(&in->lock);
+	ok = in->stack->n == 1 && in->stack->e[0].layer == 0;
+	g_mutex_unlock(&in->lock);
+	return ok;
+}
+
+static int rename_checks(struct strata_fs *fs, struct strata_inode *src,
+			 struct strata_inode *dst, unsigned int flags)
+{
+	int r;
+
+	if (dst == NULL)
+		return (flags & RENAME_EXCHANGE) ? -ENOENT : 0;
+	if (flags & RENAME_NOREPLACE)
+		return -EEXIST;
+	if (flags & RENAME_EXCHANGE)
+		return 0;
+	if (S_ISDIR(src->type) && !S_ISDIR(dst->type))
+		return -ENOTDIR;
+	if (!S_ISDIR(src->type) && S_ISDIR(dst->type))
+		return -EISDIR;
+	if (S_ISDIR(dst->type)) {
+		r = merged_empty(fs, dst);
+		if (r <= 0)
+			return r < 0 ? r : -ENOTEMPTY;
+	}
+	return 0;
+}
+
+/* Empty the upper part of the logically empty directory @in (only
+ * whiteouts and markers are left there) so a rename may replace it. */
+static int clear_upper_dir(struct strata_fs *fs, struct strata_inode *in)
+{
+	struct strata_stack *s = strata_inode_stack(in);
+	char tmp[48];
+	int r = 0;
+
+	if (s->e[0].layer == 0) {
+		int fd = strata_do_openat(s->e[0].fd, ".",
+					  O_RDONLY | O_DIRECTORY, 0);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (d == NULL) {
+			if (fd >= 0)
+				close(fd);
+			strata_stack_unref(s);
+			return -EIO;
+		}
+		while ((de = readdir(d)) != NULL && r == 0) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			strata_tmpname(fs, tmp, sizeof(tmp));
+			r = strata_do_renameat2(s->e[0].fd, de->d_name,
+						fs->workfd, tmp, 0);
+			if (r == 0)
+				strata_remove_tree(fs->workfd, tmp);
+		}
+		closedir(d);
+	}
+	strata_stack_unref(s);
+	return r;
+}
+
+int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
+		  const char *oldname, struct strata_inode *newdir,
+		  const char *newname, unsigned int flags)
+{
+	struct strata_inode *src = NULL, *dst = NULL;
+	struct strata_stack *os = NULL, *ns = NULL;
+	struct stat sst, dst_st, ust;
+	bool exchange = flags & RENAME_EXCHANGE;
+	int src_wh, dst_lower, state, r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && exchange)
+		return -EINVAL;
+	if (strlen(newname) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strata_is_aufs_name(newname))
+		return -EINVAL;
+	r = strata_lookup(fs, olddir, oldname, &src, &sst);
+	if (r < 0)
+		return r;
+	r = strata_lookup(fs, newdir, newname, &dst, &dst_st);
+	if (r == -ENOENT) {
+		dst = NULL;
+		r = 0;
+	}
+	if (r < 0)
+		goto out;
+	r = rename_checks(fs, src, dst, flags);
+	if (r < 0)
+		goto out;
+	if (src == dst && !exchange)
+		goto out; /* two names of one file: nothing to do */
+	if (!movable(src) || (exchange && !movable(dst))) {
+		r = -EXDEV;
+		goto out;
+	}
+	r = strata_copy_up(fs, src, true);
+	if (r == 0 && exchange)
+		r = strata_copy_up(fs, dst, true);
+	if (r == 0)
+		r = upper_stack(fs, olddir, &os);
+	if (r == 0)
+		r = upper_stack(fs, newdir, &ns);
+	if (r < 0)
+		goto out;
+
+	if (exchange) {
+		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
+					newname, RENAME_EXCHANGE);
+		if (r == 0) {
+			strata_inode_set_location(fs, src, newdir, newname, 0);
+			strata_inode_set_location(fs, dst, olddir, oldname, 0);
+		}
+		goto out;
+	}
+
+	src_wh = lower_positive(fs, os, oldname);
+	dst_lower = lower_positive(fs, ns, newname);
+	if (src_wh < 0 || dst_lower < 0) {
+		r = src_wh < 0 ? src_wh : dst_lower;
+		goto out;
+	}
+	if (dst && S_ISDIR(dst->type)) {
+		r = clear_upper_dir(fs, dst);
+		if (r < 0)
+			goto out;
+	}
+	state = strata_upper_state(ns->e[0].fd, newname, &ust);
+	if (state < 0) {
+		r = state;
+		goto out;
+	}
+	/* a directory moved where a lower one was must not merge with it */
+	if (S_ISDIR(src->type) &&
+	    (dst_lower || state == STRATA_UPPER_WHITEOUT ||
+	     state == STRATA_UPPER_AUFS)) {
+		struct strata_stack *ss = strata_inode_stack(src);
+
+		r = strata_set_opaque(fs, ss->e[0].fd, NULL);
+		strata_stack_unref(ss);
+		if (r < 0)
+			goto out;
+	}
+
+	if (state == STRATA_UPPER_WHITEOUT && S_ISDIR(src->type) &&
+	    fs->can_exchange) {
+		/* swap with the whiteout, which then sits at the old
+		 * name: kept if the old name needs one, else removed */
+		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
+					newname, RENAME_EXCHANGE);
+		if (r == 0 && !src_wh)
+			r = strata_do_unlinkat(os->e[0].fd, oldname, 0);
+	} else {
+		unsigned int rf = 0;
+
+		if (state == STRATA_UPPER_WHITEOUT && S_ISDIR(src->type)) {
+			r = strata_do_unlinkat(ns->e[0].fd, newname, 0);
+			if (r < 0)
+				goto out;
+		}
+		if (src_wh && fs->can_rename_whiteout)
+			rf = RENAME_WHITEOUT;
+		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
+					newname, rf);
+		if (r == 0 && src_wh && !rf)
+			r = strata_whiteout_replace(fs, os->e[0].fd, oldname);
+	}
+	if (r < 0)
+		goto out;
+	if (state == STRATA_UPPER_AUFS)
+		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
+	if (dst && (S_ISDIR(dst->type) || dst_st.st_nlink <= 1)) {
+		g_mutex_lock(&dst->lock);
+		dst->unlinked = true;
+		g_mutex_unlock(&dst->lock);
+		strata_inode_forget_key(fs, dst);
+	}
+	strata_inode_set_location(fs, src, newdir, newname, 0);
+out:
+	strata_stack_unref(os);
+	strata_stack_unref(ns);
+	if (dst)
+		strata_inode_unref(fs, dst, 1);
+	strata_inode_unref(fs, src, 1);
+	return r;
+}
