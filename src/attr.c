@@ -79,6 +79,35 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		strata_stack_unref(s);
 		return r;
 	}
+	g_mutex_lock(&in->lock);
+	dirfd = in->orphan_fd;
+	if (!in->unlinked && dirfd >= 0) {
+		/* a name may still lead there; the anchor if it does not */
+		g_mutex_unlock(&in->lock);
+		r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
+		if (r == 0) {
+			r = strata_do_fstatat(dirfd, name, st,
+					      AT_SYMLINK_NOFOLLOW);
+			strata_stack_unref(s);
+			if (r == 0) {
+				strata_fix_stat(st, in->ino, 1);
+				return 0;
+			}
+		}
+		g_mutex_lock(&in->lock);
+		dirfd = in->orphan_fd;
+	} else if (!in->unlinked) {
+		dirfd = -1;
+	}
+	g_mutex_unlock(&in->lock);
+	if (dirfd >= 0) {
+		/* no name any more: the object itself, kept open */
+		r = strata_do_fstatat(dirfd, "", st,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (r == 0)
+			strata_fix_stat(st, in->ino, 1);
+		return r;
+	}
 	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 	if (r < 0)
 		return r;

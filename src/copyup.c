@@ -268,7 +268,10 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		r = strata_copy_xattrs(fs, sdir, S_ISDIR(st->st_mode) ? NULL
 								      : name,
 				       wfd, tmp);
-	if (r == 0)
+	/* the kernel keeps the origin's st_ino, except for a lower file
+	 * with several names (without index=on the copy no longer shares
+	 * the inode with them): that copy shows its own number */
+	if (r == 0 && (S_ISDIR(st->st_mode) || st->st_nlink <= 1))
 		r = strata_set_origin(fs, wfd, tmp, in->ino);
 	if (r == 0)
 		r = strata_do_utimensat(wfd, tmp, times);
@@ -315,6 +318,14 @@ static int publish(struct strata_fs *fs, const char *tmp, int udir,
 	return r;
 }
 
+/* After strata_inode_now_upper of a split lower hardlink. */
+static void take_own_ino(struct strata_fs *fs, struct strata_inode *in)
+{
+	g_mutex_lock(&in->lock);
+	in->ino = in->key;
+	g_mutex_unlock(&in->lock);
+}
+
 static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 			  struct strata_inode *parent, bool data)
 {
@@ -349,6 +360,10 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 		goto out;
 	}
 	r = strata_inode_now_upper(fs, in, pstack->e[0].fd, name);
+	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1) {
+		take_own_ino(fs, in);
+		strata_inode_split_aliases(fs, in, parent, name);
+	}
 out:
 	strata_stack_unref(pstack);
 	strata_stack_unref(src);
@@ -391,6 +406,9 @@ int strata_inode_now_upper(struct strata_fs *fs, struct strata_inode *in,
 		g_mutex_unlock(&in->lock);
 	}
 	strata_inode_rekey(fs, in, strata_map_ino(fs, 0, ust.st_ino));
+	/* a directory merged now shows nlink 1: drop cached attributes */
+	if (S_ISDIR(in->type) && fs->notify.inval_inode)
+		fs->notify.inval_inode(fs->notify.ctx, in);
 	return 0;
 }
 

@@ -325,11 +325,14 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 {
 	struct strata_stack *s = NULL;
 	bool upper = strata_inode_is_upper(in);
+	int orphan = -1;
 	int wh, r;
 
 	r = upper_stack(fs, dir, &s);
 	if (r < 0)
 		return r;
+	if (!S_ISDIR(in->type))
+		orphan = strata_inode_open_path(fs, in);
 	wh = lower_positive(fs, s, name);
 	if (wh < 0) {
 		r = wh;
@@ -368,14 +371,16 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 		goto out;
 
 	if (S_ISDIR(in->type) || st->st_nlink <= 1) {
-		/* the last name of the object is gone; a hardlinked one
-		 * keeps its identity for its other names */
-		g_mutex_lock(&in->lock);
-		in->unlinked = true;
-		g_mutex_unlock(&in->lock);
-		strata_inode_forget_key(fs, in);
+		/* the last name of the object is gone */
+		strata_inode_orphan(fs, in, orphan);
+	} else {
+		/* a hardlinked one keeps its identity for its other names */
+		strata_inode_name_gone(fs, in, dir, name, orphan);
 	}
+	orphan = -1;
 out:
+	if (orphan >= 0)
+		close(orphan);
 	strata_stack_unref(s);
 	return r;
 }
@@ -434,8 +439,6 @@ static bool movable(struct strata_inode *in)
 static int rename_checks(struct strata_fs *fs, struct strata_inode *src,
 			 struct strata_inode *dst, unsigned int flags)
 {
-	int r;
-
 	if (dst == NULL)
 		return (flags & RENAME_EXCHANGE) ? -ENOENT : 0;
 	if (flags & RENAME_NOREPLACE)
@@ -446,7 +449,19 @@ static int rename_checks(struct strata_fs *fs, struct strata_inode *src,
 		return -ENOTDIR;
 	if (!S_ISDIR(src->type) && S_ISDIR(dst->type))
 		return -EISDIR;
-	if (S_ISDIR(dst->type)) {
+	return 0;
+}
+
+/* The overlay's own checks, in the kernel's order: a directory that
+ * cannot move first, then the emptiness of the one it replaces. */
+static int rename_fs_checks(struct strata_fs *fs, struct strata_inode *src,
+			    struct strata_inode *dst, bool exchange)
+{
+	int r;
+
+	if (!movable(src) || (exchange && !movable(dst)))
+		return -EXDEV;
+	if (dst && !exchange && S_ISDIR(dst->type)) {
 		r = merged_empty(fs, dst);
 		if (r <= 0)
 			return r < 0 ? r : -ENOTEMPTY;
@@ -498,7 +513,7 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 	struct strata_stack *os = NULL, *ns = NULL;
 	struct stat sst, dst_st, ust;
 	bool exchange = flags & RENAME_EXCHANGE;
-	int src_wh, dst_lower, state, r;
+	int src_wh, dst_lower, state, r, dst_orphan = -1;
 
 	if (!fs->has_upper)
 		return -EROFS;
@@ -525,10 +540,9 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		goto out;
 	if (src == dst && !exchange)
 		goto out; /* two names of one file: nothing to do */
-	if (!movable(src) || (exchange && !movable(dst))) {
-		r = -EXDEV;
+	r = rename_fs_checks(fs, src, dst, exchange);
+	if (r < 0)
 		goto out;
-	}
 	r = strata_copy_up(fs, src, true);
 	if (r == 0 && exchange)
 		r = strata_copy_up(fs, dst, true);
@@ -543,8 +557,10 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
 					newname, RENAME_EXCHANGE);
 		if (r == 0) {
-			strata_inode_set_location(fs, src, newdir, newname, 0);
-			strata_inode_set_location(fs, dst, olddir, oldname, 0);
+			strata_inode_name_moved(fs, src, olddir, oldname,
+						newdir, newname);
+			strata_inode_name_moved(fs, dst, newdir, newname,
+						olddir, oldname);
 		}
 		goto out;
 	}
@@ -560,6 +576,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		if (r < 0)
 			goto out;
 	}
+	if (dst && !S_ISDIR(dst->type))
+		dst_orphan = strata_inode_open_path(fs, dst);
 	state = strata_upper_state(ns->e[0].fd, newname, &ust);
 	if (state < 0) {
 		r = state;
@@ -604,14 +622,15 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		goto out;
 	if (state == STRATA_UPPER_AUFS)
 		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
-	if (dst && (S_ISDIR(dst->type) || dst_st.st_nlink <= 1)) {
-		g_mutex_lock(&dst->lock);
-		dst->unlinked = true;
-		g_mutex_unlock(&dst->lock);
-		strata_inode_forget_key(fs, dst);
-	}
-	strata_inode_set_location(fs, src, newdir, newname, 0);
+	if (dst && (S_ISDIR(dst->type) || dst_st.st_nlink <= 1))
+		strata_inode_orphan(fs, dst, dst_orphan);
+	else if (dst)
+		strata_inode_name_gone(fs, dst, newdir, newname, dst_orphan);
+	dst_orphan = -1;
+	strata_inode_name_moved(fs, src, olddir, oldname, newdir, newname);
 out:
+	if (dst_orphan >= 0)
+		close(dst_orphan);
 	strata_stack_unref(os);
 	strata_stack_unref(ns);
 	if (dst)

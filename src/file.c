@@ -27,7 +27,8 @@ int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 
 	/* the caller's access mode and a few harmless flags; never follow
 	 * a symlink in a layer, never become a controlling terminal */
-	flags &= O_ACCMODE | O_NONBLOCK | O_DIRECT | O_DIRECTORY | O_NOATIME;
+	flags &= O_ACCMODE | O_NONBLOCK | O_DIRECT | O_DIRECTORY | O_NOATIME |
+		 O_TRUNC | O_APPEND | O_SYNC | O_DSYNC;
 	flags |= O_NOFOLLOW | O_NOCTTY;
 	if (S_ISDIR(in->type)) {
 		s = strata_inode_stack(in);

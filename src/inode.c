@@ -24,6 +24,7 @@
  * name through their parent's stack, so the number of open descriptors
  * grows with the directories the kernel caches, not with the files.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,9 +96,26 @@ void strata_table_init(struct strata_fs *fs)
 	fs->inodes = g_hash_table_new(ino_hash, ino_equal);
 }
 
+static void aliases_free(struct strata_fs *fs, GPtrArray *a)
+{
+	if (a == NULL)
+		return;
+	for (guint i = 0; i < a->len; i++) {
+		struct strata_alias *al = a->pdata[i];
+
+		if (fs)
+			strata_inode_unref(fs, al->parent, 1);
+		g_free(al->name);
+		g_free(al);
+	}
+	g_ptr_array_free(a, TRUE);
+}
+
 static void inode_free(struct strata_inode *in)
 {
 	strata_stack_unref(in->stack);
+	if (in->orphan_fd > 0)
+		close(in->orphan_fd);
 	g_free(in->name);
 	g_mutex_clear(&in->lock);
 	g_mutex_clear(&in->cu_lock);
@@ -113,8 +131,10 @@ void strata_table_destroy(struct strata_fs *fs)
 		return;
 	/* at teardown nobody else runs: free everything, parents included */
 	g_hash_table_iter_init(&it, fs->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v))
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		aliases_free(NULL, ((struct strata_inode *)v)->aliases);
 		inode_free(v);
+	}
 	g_clear_pointer(&fs->inodes, g_hash_table_destroy);
 	g_mutex_clear(&fs->table_lock);
 }
@@ -150,6 +170,7 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 	fresh->name = g_strdup(name);
 	fresh->layer = layer;
 	fresh->stack = stack;
+	fresh->orphan_fd = -1;
 
 	g_mutex_lock(&fs->table_lock);
 	in = g_hash_table_lookup(fs->inodes, &key);
@@ -200,6 +221,7 @@ void strata_inode_unref(struct strata_fs *fs, struct strata_inode *in,
 		g_mutex_unlock(&fs->table_lock);
 
 		parent = in->parent;
+		aliases_free(fs, g_steal_pointer(&in->aliases));
 		inode_free(in);
 		/* drop the reference the child held on its parent */
 		in = parent;
@@ -298,4 +320,157 @@ void strata_inode_set_location(struct strata_fs *fs, struct strata_inode *in,
 	g_mutex_unlock(&in->lock);
 	if (old)
 		strata_inode_unref(fs, old, 1);
+}
+
+void strata_inode_add_alias(struct strata_inode *in,
+			    struct strata_inode *parent, const char *name)
+{
+	struct strata_alias *al;
+
+	g_mutex_lock(&in->lock);
+	if (in->aliases == NULL)
+		in->aliases = g_ptr_array_new();
+	for (guint i = 0; i < in->aliases->len; i++) {
+		al = in->aliases->pdata[i];
+		if (al->parent == parent && strcmp(al->name, name) == 0) {
+			g_mutex_unlock(&in->lock);
+			return;
+		}
+	}
+	/* a bound: beyond it the entry timeout ends stale bindings */
+	if (in->aliases->len < 64) {
+		al = g_new(struct strata_alias, 1);
+		al->parent = parent;
+		al->name = g_strdup(name);
+		strata_inode_ref(parent, 1);
+		g_ptr_array_add(in->aliases, al);
+	}
+	g_mutex_unlock(&in->lock);
+}
+
+void strata_inode_split_aliases(struct strata_fs *fs, struct strata_inode *in,
+				struct strata_inode *keep_parent,
+				const char *keep_name)
+{
+	GPtrArray *a;
+
+	g_mutex_lock(&in->lock);
+	a = g_steal_pointer(&in->aliases);
+	g_mutex_unlock(&in->lock);
+	if (a == NULL)
+		return;
+	for (guint i = 0; i < a->len; i++) {
+		struct strata_alias *al = a->pdata[i];
+
+		if (al->parent == keep_parent &&
+		    strcmp(al->name, keep_name) == 0)
+			continue;
+		if (fs->notify.inval_entry)
+			fs->notify.inval_entry(fs->notify.ctx, al->parent,
+					       al->name);
+	}
+	if (fs->notify.inval_inode)
+		fs->notify.inval_inode(fs->notify.ctx, in);
+	aliases_free(fs, a);
+}
+
+int strata_inode_open_path(struct strata_fs *fs, struct strata_inode *in)
+{
+	g_autofree char *name = NULL;
+	struct strata_stack *s;
+	uint32_t layer;
+	int dirfd, r;
+
+	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
+	if (r < 0)
+		return r;
+	r = strata_do_openat(dirfd, name, O_PATH | O_NOFOLLOW, 0);
+	strata_stack_unref(s);
+	return r;
+}
+
+void strata_inode_orphan(struct strata_fs *fs, struct strata_inode *in,
+			 int fd)
+{
+	g_mutex_lock(&in->lock);
+	in->unlinked = true;
+	if (in->orphan_fd < 0 && fd >= 0) {
+		in->orphan_fd = fd;
+		fd = -1;
+	}
+	g_mutex_unlock(&in->lock);
+	if (fd >= 0)
+		close(fd);
+	strata_inode_forget_key(fs, in);
+}
+
+static struct strata_alias *find_alias(struct strata_inode *in,
+				       struct strata_inode *parent,
+				       const char *name, guint *idx)
+{
+	for (guint i = 0; in->aliases && i < in->aliases->len; i++) {
+		struct strata_alias *al = in->aliases->pdata[i];
+
+		if (al->parent == parent && strcmp(al->name, name) == 0) {
+			*idx = i;
+			return al;
+		}
+	}
+	return NULL;
+}
+
+void strata_inode_name_moved(struct strata_fs *fs, struct strata_inode *in,
+			     struct strata_inode *olddir, const char *oldname,
+			     struct strata_inode *newdir, const char *newname)
+{
+	struct strata_alias *al;
+	struct strata_inode *drop = NULL;
+	guint i;
+
+	strata_inode_set_location(fs, in, newdir, newname, 0);
+	g_mutex_lock(&in->lock);
+	al = find_alias(in, olddir, oldname, &i);
+	if (al) {
+		drop = al->parent;
+		al->parent = newdir;
+		strata_inode_ref(newdir, 1);
+		g_free(al->name);
+		al->name = g_strdup(newname);
+	}
+	g_mutex_unlock(&in->lock);
+	if (drop)
+		strata_inode_unref(fs, drop, 1);
+}
+
+void strata_inode_name_gone(struct strata_fs *fs, struct strata_inode *in,
+			    struct strata_inode *dir, const char *name,
+			    int anchor)
+{
+	struct strata_alias *al, *next = NULL;
+	bool was_location;
+	guint i;
+
+	g_mutex_lock(&in->lock);
+	al = find_alias(in, dir, name, &i);
+	if (al)
+		g_ptr_array_remove_index_fast(in->aliases, i);
+	was_location = in->parent == dir && strcmp(in->name, name) == 0;
+	if (was_location && in->aliases && in->aliases->len > 0)
+		next = in->aliases->pdata[0];
+	if (was_location && next == NULL && in->orphan_fd < 0) {
+		/* no other name known: the object itself, kept open */
+		in->orphan_fd = anchor;
+		anchor = -1;
+	}
+	g_mutex_unlock(&in->lock);
+	if (next)
+		strata_inode_set_location(fs, in, next->parent, next->name,
+					  in->layer);
+	if (al) {
+		strata_inode_unref(fs, al->parent, 1);
+		g_free(al->name);
+		g_free(al);
+	}
+	if (anchor >= 0)
+		close(anchor);
 }

@@ -123,6 +123,7 @@ static int build_root(struct strata_fs *fs, char **err)
 	g_mutex_init(&root->cu_lock);
 	root->name = g_strdup("");
 	root->stack = s;
+	root->orphan_fd = -1;
 	g_hash_table_insert(fs->inodes, &root->key, root);
 	fs->root = root;
 	return 0;

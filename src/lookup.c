@@ -138,5 +138,9 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 	*out = strata_inode_get(fs, f.key, f.st.st_ino, f.st.st_mode, dir,
 				name, f.layer, f.stack);
 	*st = f.st;
+	/* a file with several names: a copy-up (of a lower one) splits
+	 * them, an unlink or rename must know where the others are */
+	if (fs->has_upper && !S_ISDIR(f.st.st_mode) && f.st.st_nlink > 1)
+		strata_inode_add_alias(*out, dir, name);
 	return 0;
 }

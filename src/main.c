@@ -177,6 +177,7 @@ static int run(struct strata_options *o)
 		fuse_daemonize(0);
 	}
 
+	strata_ops_notify_start(&fs, se);
 	if (o->threaded) {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 
@@ -187,6 +188,7 @@ static int run(struct strata_options *o)
 	} else {
 		r = fuse_session_loop(se);
 	}
+	strata_ops_notify_stop(&fs);
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);

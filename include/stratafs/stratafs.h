@@ -145,9 +145,32 @@ int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
 		       struct strata_stack **pstack, int *dirfd, char **name,
 		       uint32_t *layer);
 size_t strata_table_size(struct strata_fs *fs);
+/* Remember that the kernel knows @in as (@parent, @name). */
+void strata_inode_add_alias(struct strata_inode *in,
+			    struct strata_inode *parent, const char *name);
+/* @in was copied up through (@keep_parent, @keep_name): make the kernel
+ * drop its other names, which now show another (lower) object. */
+void strata_inode_split_aliases(struct strata_fs *fs, struct strata_inode *in,
+				struct strata_inode *keep_parent,
+				const char *keep_name);
 /* Move @in to a new key (after a copy-up). */
 void strata_inode_rekey(struct strata_fs *fs, struct strata_inode *in,
 			uint64_t key);
+/* An O_PATH fd of the real non-directory @in, or -errno. */
+int strata_inode_open_path(struct strata_fs *fs, struct strata_inode *in);
+/* The last name of @in is gone: keep @fd (consumed; may be -1) for fstat
+ * and take it out of the table. */
+void strata_inode_orphan(struct strata_fs *fs, struct strata_inode *in,
+			 int fd);
+/* One name of several moved (rename). */
+void strata_inode_name_moved(struct strata_fs *fs, struct strata_inode *in,
+			     struct strata_inode *olddir, const char *oldname,
+			     struct strata_inode *newdir, const char *newname);
+/* One name of several is gone: @in moves to another known name, or keeps
+ * @anchor (an O_PATH fd of it, consumed) to be reached. */
+void strata_inode_name_gone(struct strata_fs *fs, struct strata_inode *in,
+			    struct strata_inode *dir, const char *name,
+			    int anchor);
 /* Take @in out of the table: its name is gone (unlink, rmdir). */
 void strata_inode_forget_key(struct strata_fs *fs, struct strata_inode *in);
 /* Point @in at a new parent/name/layer (rename, copy-up). */
@@ -312,6 +335,9 @@ void strata_fs_close(struct strata_fs *fs);
 
 /* ops.c */
 struct fuse_lowlevel_ops;
+struct fuse_session;
 extern const struct fuse_lowlevel_ops strata_ops;
+void strata_ops_notify_start(struct strata_fs *fs, struct fuse_session *se);
+void strata_ops_notify_stop(struct strata_fs *fs);
 
 #endif

@@ -81,8 +81,16 @@ struct strata_inode {
 	uint32_t layer;
 	/* Directories only: the real directories, topmost first. */
 	struct strata_stack *stack;
-	/* the last name is gone (unlink/rmdir/rename over it) */
+	/* the last name is gone (unlink/rmdir/rename over it); a
+	 * non-directory then keeps an O_PATH fd of its real object, so that
+	 * fstat of a file still open goes on working */
 	bool unlinked;
+	int orphan_fd;
+	/* Non-directories with several names in a lower layer: the names
+	 * (struct strata_alias) the kernel has looked up.  A copy-up splits
+	 * the hardlink, as on the kernel overlayfs without index=on, and the
+	 * kernel must then forget the other names' binding to this inode. */
+	GPtrArray *aliases;
 	/* bumped by each copy-up, so read-only handles opened before it
 	 * switch to the copy (protected by lock) */
 	uint32_t gen;
@@ -90,6 +98,19 @@ struct strata_inode {
 	/* Serializes copy-up of this inode; taken without any other inode
 	 * lock held (parents are copied up first, each under its own). */
 	GMutex cu_lock;
+};
+
+struct strata_alias {
+	struct strata_inode *parent; /* a reference is held */
+	char *name;
+};
+
+/* Telling the kernel that what it cached is stale (set up by ops.c). */
+struct strata_notify {
+	void (*inval_entry)(void *ctx, struct strata_inode *parent,
+			    const char *name);
+	void (*inval_inode)(void *ctx, struct strata_inode *in);
+	void *ctx;
 };
 
 /* How whiteouts are written to the upper layer, best first. */
@@ -134,6 +155,7 @@ struct strata_fs {
 	bool can_chown;		  /* CAP_CHOWN: owners survive copy-up */
 	bool fsync;		  /* pass fsync/fsyncdir on (default) */
 	uint64_t tmp_counter;	  /* atomic: unique temp names */
+	struct strata_notify notify;
 
 	struct strata_inode *root;
 
