@@ -200,6 +200,37 @@ int strata_set_origin(struct strata_fs *fs, int dir, const char *name,
 		buf, n, 0);
 }
 
+int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
+			     uint32_t layer, int sdir, const char *sname)
+{
+	/* the kernel's struct ovl_fb: version, magic, length, flags,
+	 * handle type, filesystem UUID, then the handle itself */
+	struct {
+		struct file_handle h;
+		unsigned char bytes[MAX_HANDLE_SZ];
+	} fh;
+	unsigned char fb[5 + 16 + MAX_HANDLE_SZ];
+	int mnt;
+
+	if (!fs->xattr_ok || !fs->layers[layer].has_uuid)
+		return 0;
+	fh.h.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(sdir, sname ? sname : "", &fh.h, &mnt,
+			      sname ? 0 : AT_EMPTY_PATH) < 0 ||
+	    fh.h.handle_bytes > 255 - 21)
+		return 0; /* no file handles here: the kernel copes */
+	fb[0] = 0;    /* version */
+	fb[1] = 0xfb; /* magic */
+	fb[2] = 21 + fh.h.handle_bytes;
+	fb[3] = G_BYTE_ORDER == G_BIG_ENDIAN ? 1 : 0;
+	fb[4] = (unsigned char)fh.h.handle_type;
+	memcpy(fb + 5, fs->layers[layer].uuid, 16);
+	memcpy(fb + 21, fh.h.f_handle, fh.h.handle_bytes);
+	return strata_do_setxattr_at(
+		dir, name, strata_marker_xattr(STRATA_MARKER_KORIGIN, fs->xattr_ns),
+		fb, fb[2], 0);
+}
+
 /* Owner, mode, times of the new object @name in @dir (not its xattrs). */
 int strata_set_owner_mode(struct strata_fs *fs, int dir, const char *name,
 			  uid_t uid, gid_t gid, mode_t mode)
@@ -274,6 +305,10 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 	if (r == 0 && (S_ISDIR(st->st_mode) || st->st_nlink <= 1))
 		r = strata_set_origin(fs, wfd, tmp, in->ino);
 	if (r == 0)
+		r = strata_set_kernel_origin(fs, wfd, tmp, in->layer, sdir,
+					     S_ISDIR(st->st_mode) ? NULL
+								  : name);
+	if (r == 0)
 		r = strata_do_utimensat(wfd, tmp, times);
 	return r;
 }
@@ -305,8 +340,16 @@ static int publish(struct strata_fs *fs, const char *tmp, int udir,
 {
 	struct stat pst;
 	bool restore = strata_do_fstatat(udir, "", &pst, AT_EMPTY_PATH) == 0;
-	int r = strata_do_renameat2(fs->workfd, tmp, udir, name,
-				    RENAME_NOREPLACE);
+	int r;
+
+	/* like the kernel: the parent holds copied-up entries, whose
+	 * st_ino its readdir must look up */
+	if (fs->xattr_ok)
+		strata_do_setxattr_at(
+			udir, NULL,
+			strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns),
+			"y", 1, XATTR_CREATE);
+	r = strata_do_renameat2(fs->workfd, tmp, udir, name, RENAME_NOREPLACE);
 
 	if (r == -EINVAL)
 		r = strata_do_renameat2(fs->workfd, tmp, udir, name, 0);

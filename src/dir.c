@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #include "stratafs/stratafs.h"
 
@@ -505,6 +506,24 @@ static int clear_upper_dir(struct strata_fs *fs, struct strata_inode *in)
 	return r;
 }
 
+/* A copied-up object (its st_ino is its origin's) moved into @udir:
+ * mark @udir impure, as the kernel does, so that its readdir shows the
+ * same inode number as stat. */
+static void mark_impure(struct strata_fs *fs, int udir,
+			struct strata_inode *in)
+{
+	bool copied;
+
+	g_mutex_lock(&in->lock);
+	copied = in->ino != in->key;
+	g_mutex_unlock(&in->lock);
+	if (copied && fs->xattr_ok)
+		strata_do_setxattr_at(
+			udir, NULL,
+			strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns),
+			"y", 1, XATTR_CREATE);
+}
+
 int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		  const char *oldname, struct strata_inode *newdir,
 		  const char *newname, unsigned int flags)
@@ -557,6 +576,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
 					newname, RENAME_EXCHANGE);
 		if (r == 0) {
+			mark_impure(fs, ns->e[0].fd, src);
+			mark_impure(fs, os->e[0].fd, dst);
 			strata_inode_name_moved(fs, src, olddir, oldname,
 						newdir, newname);
 			strata_inode_name_moved(fs, dst, newdir, newname,
@@ -622,6 +643,7 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		goto out;
 	if (state == STRATA_UPPER_AUFS)
 		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
+	mark_impure(fs, ns->e[0].fd, src);
 	if (dst && (S_ISDIR(dst->type) || dst_st.st_nlink <= 1))
 		strata_inode_orphan(fs, dst, dst_orphan);
 	else if (dst)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -53,6 +54,15 @@ static int open_layer(struct strata_layer *l, const char *what,
 		*err = g_strdup_printf("%s %s: %s", what, path, g_strerror(e));
 		close(fd);
 		return -e;
+	}
+	/* the kernel's origin xattrs name a lower filesystem by UUID */
+	struct {
+		uint8_t len;
+		uint8_t uuid[16];
+	} fu;
+	if (ioctl(fd, _IOR(0x15, 0, fu), &fu) == 0 && fu.len == 16) {
+		memcpy(l->uuid, fu.uuid, 16);
+		l->has_uuid = true;
 	}
 	real = realpath(path, NULL);
 	if (l->upper && faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {

@@ -39,6 +39,10 @@ static const char *const marker_xattr[STRATA_MARKER__COUNT]
 	 * mounted on our upper hides and ignores it */
 	[STRATA_MARKER_ORIGIN] = { "trusted.overlay.stratafs.ino",
 				   "user.overlay.stratafs.ino" },
+	[STRATA_MARKER_KORIGIN] = { "trusted.overlay.origin",
+				    "user.overlay.origin" },
+	[STRATA_MARKER_IMPURE] = { "trusted.overlay.impure",
+				   "user.overlay.impure" },
 };
 
 #define FUSEOVERLAYFS_OPAQUE "user.fuseoverlayfs.opaque"

@@ -67,6 +67,8 @@ enum strata_marker {
 	STRATA_MARKER_OPAQUE,
 	STRATA_MARKER_WHITEOUT,
 	STRATA_MARKER_ORIGIN, /* ours: the st_ino a copied-up object keeps */
+	STRATA_MARKER_KORIGIN, /* the kernel's: file handle of the origin */
+	STRATA_MARKER_IMPURE,  /* the kernel's: holds copied-up entries */
 	STRATA_MARKER__COUNT,
 };
 /* "trusted.overlay.opaque", "user.overlay.whiteout", ... */
@@ -318,6 +320,11 @@ int strata_copy_xattrs(struct strata_fs *fs, int sdir, const char *sname,
 		       int ddir, const char *dname);
 int strata_set_origin(struct strata_fs *fs, int dir, const char *name,
 		      uint64_t ino);
+/* The kernel's origin xattr on (@dir, @name), pointing at the lower
+ * object (@sdir, @sname) of @layer; silently skipped where the lower
+ * filesystem gives no UUID or file handles. */
+int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
+			     uint32_t layer, int sdir, const char *sname);
 int strata_set_owner_mode(struct strata_fs *fs, int dir, const char *name,
 			  uid_t uid, gid_t gid, mode_t mode);
 /* Copy @in (and its parents) up; without @data a regular file is copied

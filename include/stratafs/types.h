@@ -33,6 +33,8 @@ struct strata_layer {
 	dev_t dev;	/* st_dev of the root */
 	uint32_t fsidx; /* index of dev among the distinct devs, for st_ino */
 	bool upper;
+	bool has_uuid;	/* uuid is the filesystem's (FS_IOC_GETFSUUID) */
+	uint8_t uuid[16];
 };
 
 /* One real directory in the stack of a merged directory. */
