@@ -361,11 +361,19 @@ static int publish(struct strata_fs *fs, const char *tmp, int udir,
 	return r;
 }
 
+/* What the kernel cached of @in is stale after a copy-up: a directory now
+ * merged shows nlink 1, a split hardlink its own st_ino and nlink. */
+static void copied_up(struct strata_fs *fs, struct strata_inode *in)
+{
+	if (fs->notify.inval_inode)
+		fs->notify.inval_inode(fs->notify.ctx, in);
+}
+
 /* After strata_inode_now_upper of a split lower hardlink. */
 static void take_own_ino(struct strata_fs *fs, struct strata_inode *in)
 {
 	g_mutex_lock(&in->lock);
-	in->ino = in->key;
+	in->ino = in->ik.key;
 	g_mutex_unlock(&in->lock);
 }
 
@@ -403,10 +411,10 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 		goto out;
 	}
 	r = strata_inode_now_upper(fs, in, pstack->e[0].fd, name);
-	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1) {
+	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1)
 		take_own_ino(fs, in);
-		strata_inode_split_aliases(fs, in, parent, name);
-	}
+	if (r == 0 && (S_ISDIR(in->type) || st.st_nlink > 1))
+		copied_up(fs, in);
 out:
 	strata_stack_unref(pstack);
 	strata_stack_unref(src);
@@ -449,11 +457,9 @@ int strata_inode_now_upper(struct strata_fs *fs, struct strata_inode *in,
 		g_mutex_unlock(&in->lock);
 	}
 	strata_inode_rekey(fs, in, strata_map_ino(fs, 0, ust.st_ino));
-	/* a directory merged now shows nlink 1: drop cached attributes */
-	if (S_ISDIR(in->type) && fs->notify.inval_inode)
-		fs->notify.inval_inode(fs->notify.ctx, in);
 	return 0;
 }
+
 
 int strata_copy_up(struct strata_fs *fs, struct strata_inode *in, bool data)
 {

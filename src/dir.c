@@ -134,6 +134,42 @@ static int finish_object(struct strata_fs *fs, int dir, const char *name,
 	return strata_set_owner_mode(fs, dir, name, req->uid, gid, mode);
 }
 
+/* The directory @in moves to @name of the directory stack @to. */
+static int opaque_if_lower(struct strata_fs *fs, struct strata_inode *in,
+			   const struct strata_stack *to, const char *name)
+{
+	struct strata_stack *s;
+	int r;
+
+	if (!S_ISDIR(in->type))
+		return 0;
+	r = lower_positive(fs, to, name);
+	if (r <= 0)
+		return r;
+	s = strata_inode_stack(in);
+	r = strata_set_opaque(fs, s->e[0].fd, NULL);
+	strata_stack_unref(s);
+	return r;
+}
+
+/* A copied-up object (its st_ino is its origin's) moved into @udir:
+ * mark @udir impure, as the kernel does, so that its readdir shows the
+ * same inode number as stat. */
+static void mark_impure(struct strata_fs *fs, int udir,
+			struct strata_inode *in)
+{
+	bool copied;
+
+	g_mutex_lock(&in->lock);
+	copied = in->ino != in->ik.key;
+	g_mutex_unlock(&in->lock);
+	if (copied && fs->xattr_ok)
+		strata_do_setxattr_at(
+			udir, NULL,
+			strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns),
+			"y", 1, XATTR_CREATE);
+}
+
 int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, const struct strata_newobj *req,
 		  struct strata_inode **out, struct stat *st, int *fd)
@@ -280,8 +316,10 @@ int strata_link(struct strata_fs *fs, struct strata_inode *in,
 		if (r == 0 && state == STRATA_UPPER_AUFS)
 			strata_clear_aufs_whiteout(s->e[0].fd, newname);
 	}
-	if (r == 0)
+	if (r == 0) {
+		mark_impure(fs, s->e[0].fd, in);
 		r = strata_lookup(fs, newdir, newname, out, st);
+	}
 out:
 	strata_stack_unref(src);
 	strata_stack_unref(s);
@@ -506,24 +544,6 @@ static int clear_upper_dir(struct strata_fs *fs, struct strata_inode *in)
 	return r;
 }
 
-/* A copied-up object (its st_ino is its origin's) moved into @udir:
- * mark @udir impure, as the kernel does, so that its readdir shows the
- * same inode number as stat. */
-static void mark_impure(struct strata_fs *fs, int udir,
-			struct strata_inode *in)
-{
-	bool copied;
-
-	g_mutex_lock(&in->lock);
-	copied = in->ino != in->key;
-	g_mutex_unlock(&in->lock);
-	if (copied && fs->xattr_ok)
-		strata_do_setxattr_at(
-			udir, NULL,
-			strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns),
-			"y", 1, XATTR_CREATE);
-}
-
 int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		  const char *oldname, struct strata_inode *newdir,
 		  const char *newname, unsigned int flags)
@@ -573,6 +593,13 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		goto out;
 
 	if (exchange) {
+		/* each directory lands where the other was: opaque if a lower
+		 * layer holds that name, so that it does not merge there */
+		r = opaque_if_lower(fs, src, ns, newname);
+		if (r == 0)
+			r = opaque_if_lower(fs, dst, os, oldname);
+		if (r < 0)
+			goto out;
 		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
 					newname, RENAME_EXCHANGE);
 		if (r == 0) {

@@ -77,23 +77,29 @@ strata_stack_find(const struct strata_stack *s, uint32_t layer)
 	return NULL;
 }
 
-static guint ino_hash(gconstpointer key)
+static guint ikey_hash(gconstpointer p)
 {
-	uint64_t v = *(const uint64_t *)key;
+	const struct strata_ikey *k = p;
+	uint64_t v = k->key ^ (uint64_t)(uintptr_t)k->parent;
 
+	if (k->name)
+		v ^= g_str_hash(k->name);
 	return (guint)(v ^ (v >> 32));
 }
 
-static gboolean ino_equal(gconstpointer a, gconstpointer b)
+static gboolean ikey_equal(gconstpointer a, gconstpointer b)
 {
-	return *(const uint64_t *)a == *(const uint64_t *)b;
+	const struct strata_ikey *x = a, *y = b;
+
+	return x->key == y->key && x->parent == y->parent &&
+	       g_strcmp0(x->name, y->name) == 0;
 }
 
 void strata_table_init(struct strata_fs *fs)
 {
 	g_mutex_init(&fs->table_lock);
 	/* the key points into the inode itself: no separate allocation */
-	fs->inodes = g_hash_table_new(ino_hash, ino_equal);
+	fs->inodes = g_hash_table_new(ikey_hash, ikey_equal);
 }
 
 static void aliases_free(struct strata_fs *fs, GPtrArray *a)
@@ -113,6 +119,7 @@ static void aliases_free(struct strata_fs *fs, GPtrArray *a)
 
 static void inode_free(struct strata_inode *in)
 {
+	g_free(in->ik.name);
 	strata_stack_unref(in->stack);
 	if (in->orphan_fd > 0)
 		close(in->orphan_fd);
@@ -145,10 +152,26 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 				      const char *name, uint32_t layer,
 				      struct strata_stack *stack)
 {
+	return strata_inode_get_ex(fs, key, false, ino, type, parent, name,
+				   layer, stack);
+}
+
+struct strata_inode *strata_inode_get_ex(struct strata_fs *fs, uint64_t key,
+					 bool by_name, uint64_t ino,
+					 mode_t type,
+					 struct strata_inode *parent,
+					 const char *name, uint32_t layer,
+					 struct strata_stack *stack)
+{
+	struct strata_ikey probe = {
+		.key = key,
+		.parent = by_name ? parent : NULL,
+		.name = by_name ? (char *)name : NULL,
+	};
 	struct strata_inode *in, *fresh;
 
 	g_mutex_lock(&fs->table_lock);
-	in = g_hash_table_lookup(fs->inodes, &key);
+	in = g_hash_table_lookup(fs->inodes, &probe);
 	if (in && (in->type & S_IFMT) == (type & S_IFMT)) {
 		/* under table_lock: see the file comment */
 		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
@@ -160,7 +183,10 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 
 	/* build outside the lock, then insert unless someone beat us */
 	fresh = g_new0(struct strata_inode, 1);
-	fresh->key = key;
+	fresh->ik.key = key;
+	/* the key's parent is the inode's own parent: its reference */
+	fresh->ik.parent = probe.parent;
+	fresh->ik.name = g_strdup(probe.name);
 	fresh->ino = ino;
 	fresh->type = type & S_IFMT;
 	fresh->refs = 1;
@@ -173,7 +199,7 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 	fresh->orphan_fd = -1;
 
 	g_mutex_lock(&fs->table_lock);
-	in = g_hash_table_lookup(fs->inodes, &key);
+	in = g_hash_table_lookup(fs->inodes, &probe);
 	if (in && (in->type & S_IFMT) == fresh->type) {
 		__atomic_fetch_add(&in->refs, 1, __ATOMIC_SEQ_CST);
 		g_mutex_unlock(&fs->table_lock);
@@ -182,7 +208,7 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 	}
 	/* A stale entry of another type under the same number cannot
 	 * happen with immutable layers; replace it to stay consistent. */
-	g_hash_table_replace(fs->inodes, &fresh->key, fresh);
+	g_hash_table_replace(fs->inodes, &fresh->ik, fresh);
 	if (parent)
 		strata_inode_ref(parent, 1);
 	g_mutex_unlock(&fs->table_lock);
@@ -216,8 +242,8 @@ void strata_inode_unref(struct strata_fs *fs, struct strata_inode *in,
 			g_mutex_unlock(&fs->table_lock);
 			return;
 		}
-		if (g_hash_table_lookup(fs->inodes, &in->key) == in)
-			g_hash_table_remove(fs->inodes, &in->key);
+		if (g_hash_table_lookup(fs->inodes, &in->ik) == in)
+			g_hash_table_remove(fs->inodes, &in->ik);
 		g_mutex_unlock(&fs->table_lock);
 
 		parent = in->parent;
@@ -287,20 +313,23 @@ void strata_inode_rekey(struct strata_fs *fs, struct strata_inode *in,
 			uint64_t key)
 {
 	g_mutex_lock(&fs->table_lock);
-	if (g_hash_table_lookup(fs->inodes, &in->key) == in)
-		g_hash_table_remove(fs->inodes, &in->key);
-	in->key = key;
+	if (g_hash_table_lookup(fs->inodes, &in->ik) == in)
+		g_hash_table_remove(fs->inodes, &in->ik);
+	/* an upper object is known by its real identity alone */
+	in->ik.key = key;
+	in->ik.parent = NULL;
+	g_clear_pointer(&in->ik.name, g_free);
 	/* an inode already under the new key (a stale alias) loses it: the
 	 * copy-up just made this one the object at that identity */
-	g_hash_table_replace(fs->inodes, &in->key, in);
+	g_hash_table_replace(fs->inodes, &in->ik, in);
 	g_mutex_unlock(&fs->table_lock);
 }
 
 void strata_inode_forget_key(struct strata_fs *fs, struct strata_inode *in)
 {
 	g_mutex_lock(&fs->table_lock);
-	if (g_hash_table_lookup(fs->inodes, &in->key) == in)
-		g_hash_table_remove(fs->inodes, &in->key);
+	if (g_hash_table_lookup(fs->inodes, &in->ik) == in)
+		g_hash_table_remove(fs->inodes, &in->ik);
 	g_mutex_unlock(&fs->table_lock);
 }
 
@@ -328,8 +357,18 @@ void strata_inode_add_alias(struct strata_inode *in,
 	struct strata_alias *al;
 
 	g_mutex_lock(&in->lock);
-	if (in->aliases == NULL)
+	if (in->aliases == NULL) {
+		/* the name the inode is reached by is one of them */
 		in->aliases = g_ptr_array_new();
+		if (in->parent && !(in->parent == parent &&
+				    strcmp(in->name, name) == 0)) {
+			al = g_new(struct strata_alias, 1);
+			al->parent = in->parent;
+			al->name = g_strdup(in->name);
+			strata_inode_ref(in->parent, 1);
+			g_ptr_array_add(in->aliases, al);
+		}
+	}
 	for (guint i = 0; i < in->aliases->len; i++) {
 		al = in->aliases->pdata[i];
 		if (al->parent == parent && strcmp(al->name, name) == 0) {
@@ -348,31 +387,6 @@ void strata_inode_add_alias(struct strata_inode *in,
 	g_mutex_unlock(&in->lock);
 }
 
-void strata_inode_split_aliases(struct strata_fs *fs, struct strata_inode *in,
-				struct strata_inode *keep_parent,
-				const char *keep_name)
-{
-	GPtrArray *a;
-
-	g_mutex_lock(&in->lock);
-	a = g_steal_pointer(&in->aliases);
-	g_mutex_unlock(&in->lock);
-	if (a == NULL)
-		return;
-	for (guint i = 0; i < a->len; i++) {
-		struct strata_alias *al = a->pdata[i];
-
-		if (al->parent == keep_parent &&
-		    strcmp(al->name, keep_name) == 0)
-			continue;
-		if (fs->notify.inval_entry)
-			fs->notify.inval_entry(fs->notify.ctx, al->parent,
-					       al->name);
-	}
-	if (fs->notify.inval_inode)
-		fs->notify.inval_inode(fs->notify.ctx, in);
-	aliases_free(fs, a);
-}
 
 int strata_inode_open_path(struct strata_fs *fs, struct strata_inode *in)
 {

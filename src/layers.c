@@ -125,8 +125,8 @@ static int build_root(struct strata_fs *fs, char **err)
 		goto fail;
 
 	root = g_new0(struct strata_inode, 1);
-	root->key = strata_map_ino(fs, 0, st.st_ino);
-	root->ino = root->key;
+	root->ik.key = strata_map_ino(fs, 0, st.st_ino);
+	root->ino = root->ik.key;
 	root->type = S_IFDIR;
 	root->refs = 1;
 	g_mutex_init(&root->lock);
@@ -134,7 +134,7 @@ static int build_root(struct strata_fs *fs, char **err)
 	root->name = g_strdup("");
 	root->stack = s;
 	root->orphan_fd = -1;
-	g_hash_table_insert(fs->inodes, &root->key, root);
+	g_hash_table_insert(fs->inodes, &root->ik, root);
 	fs->root = root;
 	return 0;
 fail:

@@ -126,6 +126,7 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 {
 	struct strata_found f;
 	struct strata_stack *s;
+	bool by_name;
 	int r;
 
 	if (!S_ISDIR(dir->type))
@@ -135,12 +136,17 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 	strata_stack_unref(s);
 	if (r < 0)
 		return r;
-	*out = strata_inode_get(fs, f.key, f.st.st_ino, f.st.st_mode, dir,
-				name, f.layer, f.stack);
+	/* a lower file with several names, in a union that can copy it
+	 * up: one inode per name (types.h, struct strata_ikey) */
+	by_name = fs->has_upper && f.layer != 0 && !S_ISDIR(f.st.st_mode) &&
+		  f.st.st_nlink > 1;
+	*out = strata_inode_get_ex(fs, f.key, by_name, f.st.st_ino,
+				   f.st.st_mode, dir, name, f.layer, f.stack);
 	*st = f.st;
-	/* a file with several names: a copy-up (of a lower one) splits
-	 * them, an unlink or rename must know where the others are */
-	if (fs->has_upper && !S_ISDIR(f.st.st_mode) && f.st.st_nlink > 1)
+	/* an upper file with several names: an unlink or rename of one must
+	 * know where the others are */
+	if (fs->has_upper && f.layer == 0 && !S_ISDIR(f.st.st_mode) &&
+	    f.st.st_nlink > 1)
 		strata_inode_add_alias(*out, dir, name);
 	return 0;
 }

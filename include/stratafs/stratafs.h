@@ -136,6 +136,13 @@ struct strata_inode *strata_inode_get(struct strata_fs *fs, uint64_t key,
 				      struct strata_inode *parent,
 				      const char *name, uint32_t layer,
 				      struct strata_stack *stack);
+/* The same, keyed also by (@parent, @name) when @by_name. */
+struct strata_inode *strata_inode_get_ex(struct strata_fs *fs, uint64_t key,
+					 bool by_name, uint64_t ino,
+					 mode_t type,
+					 struct strata_inode *parent,
+					 const char *name, uint32_t layer,
+					 struct strata_stack *stack);
 void strata_inode_ref(struct strata_inode *in, uint64_t n);
 void strata_inode_unref(struct strata_fs *fs, struct strata_inode *in,
 			uint64_t n);
@@ -150,11 +157,6 @@ size_t strata_table_size(struct strata_fs *fs);
 /* Remember that the kernel knows @in as (@parent, @name). */
 void strata_inode_add_alias(struct strata_inode *in,
 			    struct strata_inode *parent, const char *name);
-/* @in was copied up through (@keep_parent, @keep_name): make the kernel
- * drop its other names, which now show another (lower) object. */
-void strata_inode_split_aliases(struct strata_fs *fs, struct strata_inode *in,
-				struct strata_inode *keep_parent,
-				const char *keep_name);
 /* Move @in to a new key (after a copy-up). */
 void strata_inode_rekey(struct strata_fs *fs, struct strata_inode *in,
 			uint64_t key);

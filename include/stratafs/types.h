@@ -56,14 +56,26 @@ struct strata_stack {
 	struct strata_stack_entry e[];
 };
 
+/*
+ * The identity of an inode in fs->inodes: the real identity of its
+ * topmost entry (attr.c), alone for most objects.  A lower file with
+ * several names in a writable union is one inode per name (parent and
+ * name join the key), as on the kernel overlayfs without index=on: a
+ * copy-up through one name must not change what the others show.
+ */
+struct strata_ikey {
+	uint64_t key;
+	struct strata_inode *parent; /* NULL, or with name */
+	char *name;
+};
+
 struct strata_inode {
 	/*
-	 * key: the real identity of the topmost entry (attr.c), the key of
-	 * fs->inodes; it changes when the object is copied up (under
-	 * table_lock).  ino: the st_ino shown, which never changes: a
-	 * copied-up object keeps the number of its origin.
+	 * ik: the key in fs->inodes; it changes when the object is copied
+	 * up (under table_lock).  ino: the st_ino shown, which never
+	 * changes: a copied-up object keeps the number of its origin.
 	 */
-	uint64_t key;
+	struct strata_ikey ik;
 	uint64_t ino;
 	mode_t type;   /* S_IFMT bits, immutable */
 
@@ -88,10 +100,9 @@ struct strata_inode {
 	 * fstat of a file still open goes on working */
 	bool unlinked;
 	int orphan_fd;
-	/* Non-directories with several names in a lower layer: the names
-	 * (struct strata_alias) the kernel has looked up.  A copy-up splits
-	 * the hardlink, as on the kernel overlayfs without index=on, and the
-	 * kernel must then forget the other names' binding to this inode. */
+	/* Upper non-directories with several names: the names (struct
+	 * strata_alias) the kernel has looked up, so that unlink or rename
+	 * of one can move the inode to another. */
 	GPtrArray *aliases;
 	/* bumped by each copy-up, so read-only handles opened before it
 	 * switch to the copy (protected by lock) */
