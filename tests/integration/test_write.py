@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""The writable union through the command line: every bad input about
+upperdir/workdir (one line, exit 1, nothing mounted), two mounts on one
+workdir, ENOSPC during a copy-up (error to the caller, lower and merged
+view intact, work cleaned), a read-only fd opened before a copy-up seeing
+the new data, st_ino kept across copy-up and remount, statfs of the upper,
+private xattrs out of reach while user.* xattrs work, and a rootless
+(unshare -Urm) writable mount whose upper the kernel reads the same way."""
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+
+from tap import (Tap, is_mounted, mount_stratafs, require_root_fuse,
+                 stratafs_bin, unmount, wait_gone)
+
+require_root_fuse()
+t = Tap()
+S = stratafs_bin()
+top = tempfile.mkdtemp(prefix="stratafs-write-")
+os.chmod(top, 0o755)
+
+
+def mk(path, data=None, mode=None):
+    p = os.path.join(top, path)
+    if data is None:
+        os.makedirs(p, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+    if mode is not None:
+        os.chmod(p, mode)
+    return p
+
+
+def run(*argv):
+    return subprocess.run([S] + list(argv), capture_output=True, text=True, timeout=30)
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+L = mk("lower")
+mk("lower/dir/file", b"lower content\n")
+big = os.urandom(4 << 20)
+mk("lower/big", big)
+U, W, M = mk("upper"), mk("work"), mk("mnt")
+
+
+def fresh():
+    for d in (U, W):
+        shutil.rmtree(d)
+        os.makedirs(d)
+
+
+# --- bad input ---------------------------------------------------------------
+ro_upper = mk("ro-upper")
+inlower = mk("lower/inside")
+fsdir = mk("otherfs")
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", fsdir], check=True)
+bad = [
+    ("upperdir without workdir", f"lowerdir={L},upperdir={U}", "workdir"),
+    ("workdir without upperdir", f"lowerdir={L},workdir={W}", "upperdir"),
+    ("upperdir missing", f"lowerdir={L},upperdir={top}/nope,workdir={W}", "nope"),
+    ("workdir missing", f"lowerdir={L},upperdir={U},workdir={top}/nowork", "nowork"),
+    ("workdir on another filesystem", f"lowerdir={L},upperdir={U},workdir={fsdir}",
+     "same filesystem"),
+    ("upperdir inside a lowerdir", f"lowerdir={L},upperdir={inlower},workdir={W}", "overlap"),
+    ("workdir inside upperdir", f"lowerdir={L},upperdir={U},workdir={U}", "separate"),
+    ("upperdir inside the mount point", f"lowerdir={L},upperdir={M}/u,workdir={W}", None),
+]
+os.makedirs(os.path.join(M, "u"), exist_ok=True)
+for name, opts, needle in bad:
+    r = run("-o", opts, M)
+    lines = r.stderr.splitlines()
+    good = (r.returncode != 0 and len(lines) == 1 and lines[0].startswith("stratafs: ")
+            and (needle is None or needle in lines[0]) and not is_mounted(M))
+    t.ok(good, f"bad input: {name}: one line, exit != 0, nothing mounted",
+         f"rc={r.returncode} stderr={r.stderr!r}")
+    unmount(M)
+os.rmdir(os.path.join(M, "u"))
+subprocess.run(["umount", fsdir])
+
+# not writable: only a non-root caller can tell
+os.chmod(ro_upper, 0o555)
+r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    S, "-o", f"lowerdir={L},upperdir={ro_upper},workdir={W}", M],
+                   capture_output=True, text=True, timeout=30)
+t.ok(r.returncode != 0 and "not writable" in r.stderr and len(r.stderr.splitlines()) == 1,
+     "bad input: upperdir not writable", r.stderr)
+unmount(M)
+
+# --- two mounts on one workdir ---------------------------------------------
+fresh()
+M2 = mk("mnt2")
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+r = run("-o", f"lowerdir={L},upperdir={U},workdir={W}", M2)
+t.ok(r.returncode != 0 and "in use" in r.stderr and not is_mounted(M2),
+     "a second mount on the same workdir fails: workdir in use", r.stderr)
+unmount(M)
+wait_gone(M)
+
+# --- ENOSPC during a copy-up --------------------------------------------------
+small = mk("small")
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small], check=True)
+try:
+    su, sw = os.path.join(small, "u"), os.path.join(small, "w")
+    os.makedirs(su)
+    os.makedirs(sw)
+    mount_stratafs(f"lowerdir={L},upperdir={su},workdir={sw}", M)
+    try:
+        with open(os.path.join(M, "big"), "r+b") as f:
+            f.write(b"x")
+        err = None
+    except OSError as e:
+        err = e.errno
+    t.ok(err == errno.ENOSPC, "ENOSPC during copy-up reaches the caller", f"errno {err}")
+    t.ok(sha(os.path.join(M, "big")) == hashlib.sha256(big).hexdigest(),
+         "after the failed copy-up the merged file is the lower one")
+    left = os.listdir(os.path.join(sw, "work"))
+    t.ok(left == [] and not os.path.exists(os.path.join(su, "big")),
+         "no partial copy in the upper or the work directory", f"work: {left}")
+    with open(os.path.join(M, "dir/file"), "a") as f:
+        f.write("small change\n")
+    t.ok(open(os.path.join(M, "dir/file")).read() == "lower content\nsmall change\n",
+         "after ENOSPC, a copy-up that fits still works")
+    unmount(M)
+    wait_gone(M)
+finally:
+    unmount(M)
+    subprocess.run(["umount", small])
+t.ok(sha(os.path.join(L, "big")) == hashlib.sha256(big).hexdigest()
+     and open(os.path.join(L, "dir/file")).read() == "lower content\n",
+     "the lower layer was never written")
+
+# --- a read-only fd opened before the copy-up ---------------------------------
+fresh()
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+p = os.path.join(M, "dir/file")
+ino_before = os.lstat(p).st_ino
+rfd = os.open(p, os.O_RDONLY)
+before = os.pread(rfd, 100, 0)
+with open(p, "r+b") as f:
+    f.write(b"LOWER")
+after = os.pread(rfd, 100, 0)
+os.close(rfd)
+t.ok(before == b"lower content\n" and after == b"LOWER content\n",
+     "an O_RDONLY fd opened before copy-up reads the copied-up data",
+     f"before={before!r} after={after!r}")
+t.ok(os.lstat(p).st_ino == ino_before, "st_ino is kept across copy-up")
+t.ok(os.path.exists(os.path.join(U, "dir/file")), "the copy is in the upper layer")
+
+# statfs reports the upper filesystem
+sv, su_ = os.statvfs(M), os.statvfs(U)
+t.ok(sv.f_blocks == su_.f_blocks and sv.f_bsize == su_.f_bsize,
+     "statfs reports the upper filesystem's space")
+
+# xattrs: user.* work, private names are out of reach
+os.setxattr(p, "user.mine", b"v")
+t.ok(os.getxattr(p, "user.mine") == b"v", "user.* xattrs can be set and read")
+
+
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+os.mkdir(os.path.join(M, "newdir"))
+os.rmdir(os.path.join(M, "newdir"))
+os.mkdir(os.path.join(M, "dir2"))
+t.ok(errno_of(lambda: os.getxattr(os.path.join(M, "dir"), "trusted.overlay.origin")) ==
+     errno.ENODATA, "the origin marker cannot be read through the mount")
+t.ok(not any(n.startswith(("trusted.overlay.", "user.overlay."))
+             for n in os.listxattr(p)), "no marker is listed")
+t.ok(errno_of(lambda: os.setxattr(p, "user.fuseoverlayfs.opaque", b"y")) == errno.EPERM,
+     "another overlay's private xattr cannot be set")
+# the kernel's escaping: trusted.overlay.X through the mount is stored escaped
+os.setxattr(p, "trusted.overlay.opaque", b"y")
+t.ok(os.getxattr(os.path.join(U, "dir/file"), "trusted.overlay.overlay.opaque") == b"y"
+     and os.getxattr(p, "trusted.overlay.opaque") == b"y",
+     "trusted.overlay.X set through the mount is stored escaped, as the kernel does")
+unmount(M)
+wait_gone(M)
+
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+t.ok(os.lstat(p).st_ino == ino_before and open(p, "rb").read() == b"LOWER content\n",
+     "st_ino and content survive a remount")
+unmount(M)
+wait_gone(M)
+
+# --- rootless: a writable mount inside unshare -Urm ---------------------------
+RL = mk("rl")
+for d in ("l/dir", "u", "w", "m", "kw", "km"):
+    os.makedirs(os.path.join(RL, d), exist_ok=True)
+with open(os.path.join(RL, "l/dir/a"), "w") as f:
+    f.write("a\n")
+with open(os.path.join(RL, "l/dir/b"), "w") as f:
+    f.write("b\n")
+for dirpath, dirs, files in os.walk(RL):
+    for n in dirs + files:
+        os.lchown(os.path.join(dirpath, n), 65534, 65534)
+os.chown(RL, 65534, 65534)
+mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+os.chmod("/dev/fuse", 0o666)
+script = r'''
+set -e
+cd "$2"
+"$1" -o lowerdir=l,upperdir=u,workdir=w m
+echo changed >> m/dir/a
+rm m/dir/b
+rmdir m/dir 2>/dev/null || echo notempty
+rm m/dir/a
+rmdir m/dir
+mkdir m/dir
+echo new > m/dir/c
+ls m/dir | tr '\n' ' '; echo
+umount m
+# the kernel, unprivileged, reads the same upper with userxattr
+mount -t overlay overlay -o userxattr,lowerdir=l,upperdir=u,workdir=kw km
+ls km/dir | tr '\n' ' '; echo
+cat km/dir/c
+umount km
+'''
+try:
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "unshare", "-Urm", "sh", "-c", script, "sh", S, RL],
+                       capture_output=True, text=True, timeout=60)
+    out = r.stdout.split("\n")
+    t.ok(r.returncode == 0 and out[:4] == ["notempty", "c ", "c ", "new"],
+         "rootless writable mount: copy-up, whiteouts, opaque dir; the kernel "
+         "(userxattr) reads the upper the same way",
+         f"rc={r.returncode}\nstdout={r.stdout}\nstderr={r.stderr}")
+finally:
+    os.chmod("/dev/fuse", mode)
+
+shutil.rmtree(top, ignore_errors=True)
+t.done()
