@@ -31,13 +31,13 @@ static void synth_init(struct strata_fs *fs)
 	fs->n_devs = 1;
 	strata_table_init(fs);
 	root->ino = 1000;
-	root->key = 1000;
+	root->ik.key = 1000;
 	root->type = S_IFDIR;
 	root->refs = 1;
 	g_mutex_init(&root->lock);
 	root->name = g_strdup("");
 	root->stack = strata_stack_new(0);
-	g_hash_table_insert(fs->inodes, &root->key, root);
+	g_hash_table_insert(fs->inodes, &root->ik, root);
 	fs->root = root;
 }
 
