@@ -110,7 +110,6 @@ static int make_object(struct strata_fs *fs, int dir, const char *name,
 		r = strata_do_openat(dir, name,
 				     O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
 					     (req->flags & (O_APPEND |
-							    O_DIRECT |
 							    O_NONBLOCK)),
 				     0600);
 		if (r < 0)

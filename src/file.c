@@ -26,9 +26,11 @@ int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 	int dirfd, r;
 
 	/* the caller's access mode and a few harmless flags; never follow
-	 * a symlink in a layer, never become a controlling terminal */
-	flags &= O_ACCMODE | O_NONBLOCK | O_DIRECT | O_DIRECTORY | O_NOATIME |
-		 O_TRUNC | O_APPEND | O_SYNC | O_DSYNC;
+	 * a symlink in a layer, never become a controlling terminal.  Not
+	 * O_DIRECT: the kernel does the caller's direct I/O, and libfuse's
+	 * buffers are not aligned for the real file's */
+	flags &= O_ACCMODE | O_NONBLOCK | O_DIRECTORY | O_NOATIME | O_TRUNC |
+		 O_APPEND | O_SYNC | O_DSYNC;
 	flags |= O_NOFOLLOW | O_NOCTTY;
 	if (S_ISDIR(in->type)) {
 		s = strata_inode_stack(in);
