@@ -37,73 +37,15 @@ static struct strata_file *fh(struct fuse_file_info *fi)
 }
 
 /*
- * Kernel notifications.  Telling the kernel to drop a cached name takes
- * the lock of the directory holding it; during link and rename the kernel
- * already holds directory locks while waiting for our reply, so there the
- * notification is queued to a thread of its own instead of sent inline.
+ * Kernel notifications: after a copy-up the attributes the kernel cached
+ * for an inode may be stale (a directory now merged, a split hardlink).
+ * Invalidating attributes only (offset < 0) takes no lock in the kernel,
+ * so it is safe from inside any request.
  */
-static __thread bool in_locked_dirop;
-
-struct notice {
-	struct strata_fs *fs;
-	struct strata_inode *parent; /* a reference is held */
-	char *name;
-};
-
 static struct fuse_session *notify_se;
-static GAsyncQueue *notify_queue;
-static GThread *notify_thread;
-
-static void send_inval_entry(struct strata_fs *fs, struct strata_inode *parent,
-			     const char *name)
-{
-	int r = fuse_lowlevel_notify_inval_entry(notify_se,
-						 nodeid(fs, parent), name,
-						 strlen(name));
-
-	if (r < 0 && r != -ENOENT)
-		strata_dbg("inval_entry(%s) = %d", name, r);
-}
-
-static gpointer notifier(gpointer data)
-{
-	for (;;) {
-		struct notice *n = g_async_queue_pop(notify_queue);
-
-		if (n->fs == NULL) {
-			g_free(n);
-			return NULL;
-		}
-		send_inval_entry(n->fs, n->parent, n->name);
-		strata_inode_unref(n->fs, n->parent, 1);
-		g_free(n->name);
-		g_free(n);
-	}
-}
-
-static void notify_entry(void *ctx, struct strata_inode *parent,
-			 const char *name)
-{
-	struct strata_fs *fs = ctx;
-	struct notice *n;
-
-	if (notify_se == NULL)
-		return;
-	if (!in_locked_dirop) {
-		send_inval_entry(fs, parent, name);
-		return;
-	}
-	n = g_new(struct notice, 1);
-	n->fs = fs;
-	n->parent = parent;
-	strata_inode_ref(parent, 1);
-	n->name = g_strdup(name);
-	g_async_queue_push(notify_queue, n);
-}
 
 static void notify_inode(void *ctx, struct strata_inode *in)
 {
-	/* attributes only (offset < 0): no lock is taken */
 	if (notify_se)
 		fuse_lowlevel_notify_inval_inode(notify_se, nodeid(ctx, in), -1,
 						 0);
@@ -112,21 +54,12 @@ static void notify_inode(void *ctx, struct strata_inode *in)
 void strata_ops_notify_start(struct strata_fs *fs, struct fuse_session *se)
 {
 	notify_se = se;
-	notify_queue = g_async_queue_new();
-	notify_thread = g_thread_new("stratafs-notify", notifier, NULL);
-	fs->notify.inval_entry = notify_entry;
 	fs->notify.inval_inode = notify_inode;
 	fs->notify.ctx = fs;
 }
 
 void strata_ops_notify_stop(struct strata_fs *fs)
 {
-	if (notify_thread == NULL)
-		return;
-	g_async_queue_push(notify_queue, g_new0(struct notice, 1));
-	g_thread_join(notify_thread);
-	g_async_queue_unref(notify_queue);
-	notify_thread = NULL;
 	notify_se = NULL;
 	memset(&fs->notify, 0, sizeof(fs->notify));
 }
@@ -608,12 +541,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct strata_fs *fs = req_fs(req);
 	struct strata_inode *in = NULL;
 	struct stat st;
-	int r;
-
-	in_locked_dirop = true;
-	r = strata_link(fs, node(fs, ino), node(fs, newparent), newname, &in,
-			&st);
-	in_locked_dirop = false;
+	int r = strata_link(fs, node(fs, ino), node(fs, newparent), newname,
+			    &in, &st);
 
 	reply_new_entry(req, fs, r, in, &st);
 }
@@ -637,12 +566,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      unsigned int flags)
 {
 	struct strata_fs *fs = req_fs(req);
-	int r;
+	int r = strata_rename(fs, node(fs, parent), name, node(fs, newparent),
+			      newname, flags);
 
-	in_locked_dirop = true;
-	r = strata_rename(fs, node(fs, parent), name, node(fs, newparent),
-			  newname, flags);
-	in_locked_dirop = false;
 	fuse_reply_err(req, -r);
 }
 

@@ -336,7 +336,7 @@ int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name)
 
 int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name)
 {
-	char tmp[48], old[48];
+	char old[48];
 	int r;
 
 	strata_tmpname(fs, old, sizeof(old));
@@ -365,7 +365,6 @@ int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name)
 		return r;
 	r = strata_whiteout_replace(fs, udir, name);
 	strata_remove_tree(fs->workfd, old);
-	(void)tmp;
 	return r;
 }
 

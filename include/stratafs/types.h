@@ -120,8 +120,6 @@ struct strata_alias {
 
 /* Telling the kernel that what it cached is stale (set up by ops.c). */
 struct strata_notify {
-	void (*inval_entry)(void *ctx, struct strata_inode *parent,
-			    const char *name);
 	void (*inval_inode)(void *ctx, struct strata_inode *in);
 	void *ctx;
 };
