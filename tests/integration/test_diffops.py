@@ -97,6 +97,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -1132,6 +1133,19 @@ def run_seed(args, seed: int, base: str, lowers: str, pool: list[str], exe: str)
             shutil.rmtree(sd, ignore_errors=True)
 
 
+def mounts_under(base: str) -> list[str]:
+    """Mount points at or below base (never rmtree into a live mount)."""
+    base = os.path.realpath(base)
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                        line.split(" ")[4])
+            if mp == base or mp.startswith(base + "/"):
+                out.append(mp)
+    return out
+
+
 def overlay_works(tmp: str) -> str | None:
     """None if a kernel overlay with an upper dir and user.*/trusted.*
     xattrs works in tmp, else why not."""
@@ -1231,6 +1245,10 @@ def main(argv: list[str]) -> int:
         if why:
             tap.skip_all(why)
 
+    # SIGTERM (meson's timeout) and SIGHUP raise SystemExit, so the finally
+    # clauses still unmount everything
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     t_start = time.monotonic()
     base = tempfile.mkdtemp(prefix="stratafs-diffops-", dir=tmp)
     t = tap.Tap()
@@ -1277,8 +1295,13 @@ def main(argv: list[str]) -> int:
         t.ok(not changed, "lower layers unchanged", "\n".join(clip(changed)))
     finally:
         os.umask(old_umask)
-        if args.keep:
-            print(f"# kept {base}", flush=True)
+        live = mounts_under(base)
+        for m in sorted(live, key=len, reverse=True):
+            kernel_umount(m)
+        live = mounts_under(base)
+        if args.keep or live:
+            print(f"# kept {base}" + (f" (still mounted: {live})" if live else ""),
+                  flush=True)
         else:
             shutil.rmtree(base, ignore_errors=True)
     print(f"1..{t.n}")

@@ -197,6 +197,74 @@ t.ok(os.lstat(p).st_ino == ino_before and open(p, "rb").read() == b"LOWER conten
 unmount(M)
 wait_gone(M)
 
+# --- copy-up keeps capabilities and ACLs; locks, copy_file_range, devices -----
+import fcntl
+import struct
+
+fresh()
+CAP = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)  # cap_net_bind_service=ep
+ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in
+                                      ((1, 6, 0xFFFFFFFF), (2, 4, 1000), (4, 4, 0xFFFFFFFF),
+                                       (0x10, 4, 0xFFFFFFFF), (0x20, 4, 0xFFFFFFFF)))
+capf = mk("lower/capfile", b"#!/bin/true\n", 0o755)
+os.setxattr(capf, "security.capability", CAP)
+aclf = mk("lower/aclfile", b"acl\n", 0o644)
+os.setxattr(aclf, "system.posix_acl_access", ACL)
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+try:
+    # a metadata change copies up without touching the data
+    os.utime(os.path.join(M, "capfile"), ns=(1, 2))
+    os.utime(os.path.join(M, "aclfile"), ns=(1, 2))
+    t.ok(os.getxattr(os.path.join(U, "capfile"), "security.capability") == CAP,
+         "security.capability survives copy-up (data before xattrs)")
+    t.ok(os.getxattr(os.path.join(U, "aclfile"), "system.posix_acl_access") == ACL,
+         "a POSIX ACL survives copy-up")
+
+    # POSIX and flock locks conflict across processes as on a local fs
+    lp = os.path.join(M, "dir/file")
+    fd1 = os.open(lp, os.O_RDWR)
+    fcntl.lockf(fd1, fcntl.LOCK_EX)
+    fcntl.flock(fd1, fcntl.LOCK_EX)
+    probe = subprocess.run(["python3", "-c", f"""
+import fcntl, os, sys
+fd = os.open({lp!r}, os.O_RDWR)
+res = []
+for fn in (lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+           lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)):
+    try:
+        fn(); res.append('got')
+    except OSError as e:
+        res.append('busy')
+print(' '.join(res))
+"""], capture_output=True, text=True, timeout=30)
+    os.close(fd1)
+    t.ok(probe.stdout.split() == ["busy", "busy"],
+         "fcntl and flock locks held by one process block another", probe.stdout + probe.stderr)
+
+    # copy_file_range between two files of the mount
+    src = os.path.join(M, "big")
+    dst = os.path.join(M, "big-copy")
+    with open(src, "rb") as fs_, open(dst, "wb") as fd_:
+        n = os.copy_file_range(fs_.fileno(), fd_.fileno(), 1 << 20, 0, 4096)
+    got = open(dst, "rb").read()
+    t.ok(n > 0 and got[:4096] == bytes(4096) and got[4096:] == big[:n],
+         "copy_file_range from a lower file into a new one", f"n={n}")
+
+    # device nodes as root; utimes with UTIME_OMIT keeps the other time
+    os.mknod(os.path.join(M, "null2"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    st = os.lstat(os.path.join(U, "null2"))
+    t.ok(stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3),
+         "mknod of a character device lands in the upper as one")
+    fp = os.path.join(M, "dir/file")
+    os.utime(fp, ns=(5_000_000_000, 7_000_000_000))
+    subprocess.run(["touch", "-a", "-d", "@100", fp], check=True)  # UTIME_OMIT for mtime
+    st = os.stat(fp)
+    t.ok(st.st_atime_ns == 100_000_000_000 and st.st_mtime_ns == 7_000_000_000,
+         "utimensat with UTIME_OMIT changes one time only", f"{st.st_atime_ns} {st.st_mtime_ns}")
+finally:
+    unmount(M)
+    wait_gone(M)
+
 # --- rootless: a writable mount inside unshare -Urm ---------------------------
 RL = mk("rl")
 for d in ("l/dir", "u", "w", "m", "kw", "km"):
