@@ -155,6 +155,8 @@ static int run(struct strata_options *o)
 	/* libfuse rewrites args into a fresh copy when it parses them */
 	if (args.allocated)
 		fuse_opt_free_args(&args);
+	/* before fuse_daemonize, whose parent process ends in _exit() */
+	g_clear_pointer(&fargv, g_ptr_array_unref);
 	if (se == NULL) {
 		err = g_strdup("cannot create the FUSE session");
 		r = -EINVAL;
