@@ -7,6 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash contrib/deps.sh || exit 1
 bash contrib/build.sh || exit 1
+# where mount.fuse3 (fstab, mount -t fuse.stratafs) looks for it
+meson install -C build --quiet >/dev/null || exit 1
 
 meson test -C build --print-errorlogs "$@"
 rc=$?

@@ -19,6 +19,7 @@
  * a full merge per stat, and 1 tells find(1) not to trust the count.
  */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stratafs/stratafs.h"
@@ -35,11 +36,35 @@ uint64_t strata_map_ino(const struct strata_fs *fs, uint32_t layer,
 	       (fsidx << fs->ino_shift);
 }
 
-void strata_fix_stat(struct stat *st, uint64_t ino, uint32_t stack_n)
+void strata_fix_stat(const struct strata_fs *fs, struct stat *st,
+		     uint64_t ino, uint32_t stack_n)
 {
 	st->st_ino = ino;
-	if (S_ISDIR(st->st_mode) && stack_n > 1)
+	if (S_ISDIR(st->st_mode) && (stack_n > 1 || fs->static_nlink))
 		st->st_nlink = 1;
+	st->st_uid = strata_idmap_show(&fs->uidmap, st->st_uid);
+	st->st_gid = strata_idmap_show(&fs->gidmap, st->st_gid);
+	if (fs->squash_uid >= 0)
+		st->st_uid = (uid_t)fs->squash_uid;
+	if (fs->squash_gid >= 0)
+		st->st_gid = (gid_t)fs->squash_gid;
+}
+
+int strata_store_ids(const struct strata_fs *fs, uid_t *uid, gid_t *gid)
+{
+	uint32_t v;
+
+	if (uid && *uid != (uid_t)-1) {
+		if (!strata_idmap_store(&fs->uidmap, *uid, &v))
+			return -EINVAL;
+		*uid = v;
+	}
+	if (gid && *gid != (gid_t)-1) {
+		if (!strata_idmap_store(&fs->gidmap, *gid, &v))
+			return -EINVAL;
+		*gid = v;
+	}
+	return 0;
 }
 
 uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
@@ -74,8 +99,10 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		s = strata_inode_stack(in);
 		r = strata_do_fstatat(s->e[0].fd, "", st,
 				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-		if (r == 0)
-			strata_fix_stat(st, in->ino, s->n);
+		if (r == 0) {
+			strata_apply_override(fs, s->e[0].fd, NULL, st);
+			strata_fix_stat(fs, st, in->ino, s->n);
+		}
 		strata_stack_unref(s);
 		return r;
 	}
@@ -90,7 +117,7 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 					      AT_SYMLINK_NOFOLLOW);
 			strata_stack_unref(s);
 			if (r == 0) {
-				strata_fix_stat(st, in->ino, 1);
+				strata_fix_stat(fs, st, in->ino, 1);
 				return 0;
 			}
 		}
@@ -105,15 +132,17 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		r = strata_do_fstatat(dirfd, "", st,
 				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (r == 0)
-			strata_fix_stat(st, in->ino, 1);
+			strata_fix_stat(fs, st, in->ino, 1);
 		return r;
 	}
 	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 	if (r < 0)
 		return r;
 	r = strata_do_fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
-	if (r == 0)
-		strata_fix_stat(st, in->ino, 1);
+	if (r == 0) {
+		strata_apply_override(fs, dirfd, name, st);
+		strata_fix_stat(fs, st, in->ino, 1);
+	}
 	strata_stack_unref(s);
 	return r;
 }
@@ -151,6 +180,45 @@ static int set_size(int dirfd, const char *name, struct strata_file *f,
 	return r;
 }
 
+/* xattr_permissions: the owner and mode as currently shown, on disk ids */
+static int current_override(struct strata_fs *fs, int dirfd,
+			    const char *name, struct stat *st)
+{
+	int r = strata_do_fstatat(dirfd, name ? name : "", st,
+				  AT_SYMLINK_NOFOLLOW |
+					  (name ? 0 : AT_EMPTY_PATH));
+
+	if (r == 0)
+		strata_apply_override(fs, dirfd, name, st);
+	return r;
+}
+
+static int override_ids(struct strata_fs *fs, struct strata_inode *in,
+			int dirfd, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	int r = current_override(fs, dirfd, name, &st);
+
+	if (r < 0)
+		return r;
+	return strata_write_override(fs, dirfd, name,
+				     uid == (uid_t)-1 ? st.st_uid : uid,
+				     gid == (gid_t)-1 ? st.st_gid : gid,
+				     st.st_mode);
+}
+
+static int override_mode(struct strata_fs *fs, struct strata_inode *in,
+			 int dirfd, const char *name, mode_t mode)
+{
+	struct stat st;
+	int r = current_override(fs, dirfd, name, &st);
+
+	if (r < 0)
+		return r;
+	return strata_write_override(fs, dirfd, name, st.st_uid, st.st_gid,
+				     mode);
+}
+
 int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 		   const struct stat *attr, int valid, struct strata_file *f,
 		   struct stat *out)
@@ -172,7 +240,11 @@ int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 		uid_t uid = (valid & STRATA_SET_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & STRATA_SET_GID) ? attr->st_gid : (gid_t)-1;
 
-		r = strata_do_fchownat(dirfd, name, uid, gid);
+		r = strata_store_ids(fs, &uid, &gid);
+		if (r == 0 && fs->override_xattr)
+			r = override_ids(fs, in, dirfd, name, uid, gid);
+		else if (r == 0)
+			r = strata_do_fchownat(dirfd, name, uid, gid);
 		if (r < 0)
 			goto out;
 	}
@@ -181,7 +253,12 @@ int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 			r = -EOPNOTSUPP;
 			goto out;
 		}
-		r = strata_do_fchmodat(dirfd, name, attr->st_mode & 07777);
+		if (fs->override_xattr)
+			r = override_mode(fs, in, dirfd, name,
+					  attr->st_mode & 07777);
+		else
+			r = strata_do_fchmodat(dirfd, name,
+					       attr->st_mode & 07777);
 		if (r < 0)
 			goto out;
 	}
@@ -211,4 +288,67 @@ int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 out:
 	strata_stack_unref(s);
 	return r;
+}
+
+int strata_parse_override(const char *val, size_t len, uid_t *uid,
+			  gid_t *gid, mode_t *mode)
+{
+	char buf[64];
+	char *p, *end;
+	unsigned long u, g, m;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	p = buf;
+	errno = 0;
+	u = strtoul(p, &end, 10);
+	if (end == p || *end != ':' || errno)
+		return -EINVAL;
+	p = end + 1;
+	g = strtoul(p, &end, 10);
+	if (end == p || *end != ':' || errno)
+		return -EINVAL;
+	p = end + 1;
+	m = strtoul(p, &end, 8);
+	if (end == p || (*end != '\0' && *end != ':') || errno ||
+	    u > UINT32_MAX - 1 || g > UINT32_MAX - 1 || m > 07777)
+		return -EINVAL;
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+	*mode = (mode_t)m;
+	return 0;
+}
+
+void strata_apply_override(struct strata_fs *fs, int dirfd, const char *name,
+			   struct stat *st)
+{
+	char val[64];
+	ssize_t n;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+
+	if (fs->override_xattr == NULL)
+		return;
+	n = strata_do_getxattr_at(dirfd, name, fs->override_xattr, val,
+				  sizeof(val));
+	/* a bogus value is ignored: the real owner and mode show */
+	if (n <= 0 || strata_parse_override(val, n, &uid, &gid, &mode) < 0)
+		return;
+	st->st_uid = uid;
+	st->st_gid = gid;
+	st->st_mode = (st->st_mode & S_IFMT) | mode;
+}
+
+int strata_write_override(struct strata_fs *fs, int dirfd, const char *name,
+			  uid_t uid, gid_t gid, mode_t mode)
+{
+	char val[64];
+	int n = snprintf(val, sizeof(val), "%u:%u:%o", (unsigned)uid,
+			 (unsigned)gid, (unsigned)(mode & 07777));
+
+	return strata_do_setxattr_at(dirfd, name, fs->override_xattr, val, n,
+				     0);
 }

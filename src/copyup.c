@@ -246,6 +246,21 @@ int strata_set_owner_mode(struct strata_fs *fs, int dir, const char *name,
 	return strata_do_fchmodat(dir, name, mode & 07777);
 }
 
+/* xattr_permissions: a copy the daemon could not chown still shows the
+ * source's owner and mode, recorded in the override xattr. */
+static int keep_owner_in_xattr(struct strata_fs *fs, int sdir,
+			       const char *sname, const struct stat *st,
+			       int wfd, const char *tmp)
+{
+	ssize_t n = strata_do_getxattr_at(sdir, sname, fs->override_xattr,
+					  NULL, 0);
+
+	if (n >= 0)
+		return 0; /* copied with the other xattrs */
+	return strata_write_override(fs, wfd, tmp, st->st_uid, st->st_gid,
+				     st->st_mode);
+}
+
 /* Build the copy of (sdir, name), of real stat @st, as @tmp in work. */
 static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		      const char *name, const struct stat *st,
@@ -299,6 +314,10 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		r = strata_copy_xattrs(fs, sdir, S_ISDIR(st->st_mode) ? NULL
 								      : name,
 				       wfd, tmp);
+	if (r == 0 && fs->override_xattr && !S_ISLNK(st->st_mode))
+		r = keep_owner_in_xattr(fs, sdir, S_ISDIR(st->st_mode) ? NULL
+								       : name,
+					st, wfd, tmp);
 	/* the kernel keeps the origin's st_ino, except for a lower file
 	 * with several names (without index=on the copy no longer shares
 	 * the inode with them): that copy shows its own number */

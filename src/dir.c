@@ -128,9 +128,28 @@ static int finish_object(struct strata_fs *fs, int dir, const char *name,
 			 const struct stat *pst)
 {
 	mode_t mode = req->mode;
-	gid_t gid = new_gid(pst, req->gid, &mode);
+	uid_t uid = req->uid;
+	gid_t gid = req->gid;
+	int r = strata_store_ids(fs, &uid, &gid);
 
-	return strata_set_owner_mode(fs, dir, name, req->uid, gid, mode);
+	if (r < 0) {
+		/* a caller outside the mapping: stored as the overflow ids,
+		 * as the kernel shows unmapped owners */
+		uid = fs->uidmap.overflow;
+		gid = fs->gidmap.overflow;
+	}
+	/* the group of a setgid parent is already on disk */
+	gid = (pst->st_mode & S_ISGID) ? pst->st_gid : gid;
+	new_gid(pst, gid, &mode);
+	if (fs->override_xattr && !S_ISLNK(mode)) {
+		/* xattr_permissions: the daemon keeps the file, the xattr
+		 * says whose it is (as fuse-overlayfs, real mode 0755) */
+		r = strata_do_fchmodat(dir, name, 0755);
+		if (r == 0)
+			r = strata_write_override(fs, dir, name, uid, gid, mode);
+		return r;
+	}
+	return strata_set_owner_mode(fs, dir, name, uid, gid, mode);
 }
 
 /* The directory @in moves to @name of the directory stack @to. */

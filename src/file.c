@@ -147,6 +147,13 @@ int strata_file_open(struct strata_fs *fs, struct strata_inode *in, int flags,
 		if (r < 0)
 			return r;
 	}
+	if (fs->writeback && (flags & O_ACCMODE) == O_WRONLY) {
+		/* the kernel's cache may read to fill partial pages, and it
+		 * computes append offsets itself */
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	}
+	if (fs->writeback)
+		flags &= ~O_APPEND;
 	fd = strata_open_real(fs, in, flags);
 	if (fd < 0)
 		return fd;

@@ -398,7 +398,6 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 
 	fs->workdir_fd = -1;
 	fs->workfd = -1;
-	fs->fsync = true;
 	if (n == 0) {
 		*err = g_strdup("missing option lowerdir=DIR[:DIR...]");
 		return -EINVAL;
@@ -410,6 +409,18 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 	}
 	fs->timeout = o->timeout;
 	fs->debug = o->debug;
+	fs->fsync = o->fsync;
+	fs->squash_uid = o->squash_uid;
+	fs->squash_gid = o->squash_gid;
+	fs->static_nlink = o->static_nlink;
+	fs->acl = !o->noacl;
+	fs->xattrs = !o->noxattrs;
+	fs->writeback = o->writeback;
+	fs->override_xattr = o->xattr_permissions == 1 ? STRATA_OVERRIDE_PRIV
+			     : o->xattr_permissions == 2 ? STRATA_OVERRIDE_USER
+							 : NULL;
+	strata_idmap_copy(&fs->uidmap, &o->uidmap);
+	strata_idmap_copy(&fs->gidmap, &o->gidmap);
 	if (o->upperdir && !o->workdir) {
 		*err = g_strdup("option upperdir needs workdir=DIR too");
 		return -EINVAL;
@@ -463,5 +474,7 @@ void strata_fs_close(struct strata_fs *fs)
 	fs->workfd = fs->workdir_fd = -1;
 	free(fs->workpath);
 	fs->workpath = NULL;
+	strata_idmap_clear(&fs->uidmap);
+	strata_idmap_clear(&fs->gidmap);
 	fs->root = NULL;
 }

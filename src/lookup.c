@@ -36,6 +36,7 @@ int strata_resolve_in(struct strata_fs *fs,
 		g_new(struct strata_stack_entry, n ? n : 1);
 	uint32_t nd = 0;
 	bool found = false;
+	int found_dirfd = -1;
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -69,6 +70,7 @@ int strata_resolve_in(struct strata_fs *fs,
 		if (!found) {
 			out->st = st;
 			out->layer = e->layer;
+			found_dirfd = e->fd;
 			found = true;
 			if (!S_ISDIR(st.st_mode))
 				break;
@@ -109,8 +111,9 @@ int strata_resolve_in(struct strata_fs *fs,
 		memcpy(out->stack->e, ents, nd * sizeof(*ents));
 	}
 	out->key = strata_map_ino(fs, out->layer, out->st.st_ino);
-	strata_fix_stat(&out->st,
-			strata_shown_ino(fs, dir[0].fd, name, out->layer,
+	strata_apply_override(fs, found_dirfd, name, &out->st);
+	strata_fix_stat(fs, &out->st,
+			strata_shown_ino(fs, found_dirfd, name, out->layer,
 					 &out->st),
 			S_ISDIR(out->st.st_mode) ? nd : 1);
 	return 0;

@@ -111,6 +111,12 @@ static GPtrArray *fuse_argv(const struct strata_options *o, bool read_only)
 	 * user's nosuid/nodev below still wins: later flags override. */
 	if (geteuid() == 0)
 		g_string_append(opts, ",suid,dev");
+	/* an SELinux label means something only where SELinux runs */
+	if (o->context && access("/sys/fs/selinux/enforce", F_OK) == 0) {
+		g_autofree char *ctx = fuse_escape(o->context);
+
+		g_string_append_printf(opts, ",context=%s", ctx);
+	}
 	for (guint i = 0; i < o->fuse_opts->len; i++) {
 		const char *f = o->fuse_opts->pdata[i];
 
@@ -236,6 +242,9 @@ int main(int argc, char **argv)
 	strata_log_init(o.debug, false);
 	for (guint i = 0; i < o.warnings->len; i++)
 		strata_warn("warning: %s", (char *)o.warnings->pdata[i]);
+	if (o.context && access("/sys/fs/selinux/enforce", F_OK) != 0)
+		strata_warn("warning: option context ignored: SELinux is not "
+			    "enabled");
 
 	r = run(&o);
 	strata_options_clear(&o);

@@ -73,7 +73,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* writeback=1: the kernel caches writes (fuse-overlayfs's option) */
+	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* ACLs enforced by the kernel, which needs default_permissions:
+	 * on when running as root (main.c adds it), off with noacl */
+	if (fs->acl && geteuid() == 0 && (conn->capable & FUSE_CAP_POSIX_ACL))
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	strata_dbg("init: %u layers, %u filesystems", fs->n_layers,
 		   fs->n_devs);
 }
@@ -144,7 +152,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		r = fstat(strata_file_read_fd(fs, fh(fi)), &st) < 0 ? -errno
 								     : 0;
 		if (r == 0) {
-			strata_fix_stat(&st, in->ino, 1);
+			strata_fix_stat(fs, &st, in->ino, 1);
 			g_mutex_lock(&in->lock);
 			if (in->unlinked)
 				st.st_nlink = 0;

@@ -27,11 +27,13 @@ struct opt_def;
 typedef int (*opt_fn)(struct strata_options *o, const struct opt_def *d,
 		      const char *value, char **err);
 
+enum opt_value { VAL_NONE, VAL_REQUIRED, VAL_OPTIONAL };
+
 struct opt_def {
 	const char *name;
 	enum opt_kind kind;
-	bool takes_value; /* "name=value" required */
-	opt_fn fn;	  /* OPT_OURS only */
+	enum opt_value value; /* whether "name=value" is allowed/needed */
+	opt_fn fn;	      /* OPT_OURS only */
 };
 
 static int set_lowerdir(struct strata_options *o, const struct opt_def *d,
@@ -144,49 +146,188 @@ static int set_rw(struct strata_options *o, const struct opt_def *d,
 	return 0;
 }
 
+static int set_idmap(struct strata_options *o, const struct opt_def *d,
+		     const char *value, char **err)
+{
+	struct strata_idmap *m = d->name[0] == 'u' ? &o->uidmap : &o->gidmap;
+	g_autofree char *e = NULL;
+
+	strata_idmap_clear(m);
+	if (strata_idmap_parse(m, value, &e) < 0) {
+		*err = g_strdup_printf("option %s: %s", d->name, e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_id(const char *name, const char *value, int64_t *out,
+		    char **err)
+{
+	char *end = NULL;
+	guint64 v;
+
+	errno = 0;
+	v = g_ascii_strtoull(value, &end, 10);
+	if (errno || end == value || *end != '\0' || v >= UINT32_MAX) {
+		*err = g_strdup_printf("option %s: bad id '%s'", name, value);
+		return -EINVAL;
+	}
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int set_squash(struct strata_options *o, const struct opt_def *d,
+		      const char *value, char **err)
+{
+	if (strcmp(d->name, "squash_to_root") == 0) {
+		/* squash_to_uid/gid take precedence, whatever the order */
+		if (o->squash_uid < 0)
+			o->squash_uid = 0;
+		if (o->squash_gid < 0)
+			o->squash_gid = 0;
+		return 0;
+	}
+	return parse_id(d->name, value,
+			strcmp(d->name, "squash_to_uid") == 0 ? &o->squash_uid
+							      : &o->squash_gid,
+			err);
+}
+
+/* A flag that may also be given as flag=0|1. */
+static int set_flag(struct strata_options *o, const struct opt_def *d,
+		    const char *value, char **err)
+{
+	bool v = true;
+	bool *field = strcmp(d->name, "static_nlink") == 0 ? &o->static_nlink
+		: strcmp(d->name, "noacl") == 0		 ? &o->noacl
+		: strcmp(d->name, "noxattrs") == 0	 ? &o->noxattrs
+							 : &o->writeback;
+
+	if (value && parse_bool(d->name, value, &v, err) < 0)
+		return -EINVAL;
+	*field = v;
+	return 0;
+}
+
+static int set_fsync(struct strata_options *o, const struct opt_def *d,
+		     const char *value, char **err)
+{
+	if (strcmp(d->name, "volatile") == 0) {
+		o->fsync = false;
+		return 0;
+	}
+	return parse_bool(d->name, value, &o->fsync, err);
+}
+
+static int set_xattr_permissions(struct strata_options *o,
+				 const struct opt_def *d, const char *value,
+				 char **err)
+{
+	if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0 &&
+	    strcmp(value, "2") != 0) {
+		*err = g_strdup_printf("option xattr_permissions: expected 0, "
+				       "1 or 2, got '%s'", value);
+		return -EINVAL;
+	}
+	o->xattr_permissions = value[0] - '0';
+	return 0;
+}
+
+/* redirect_dir, metacopy, index: fuse-overlayfs implements none of them
+ * and takes only "off"; so do we. */
+static int set_off_only(struct strata_options *o, const struct opt_def *d,
+			const char *value, char **err)
+{
+	if (strcmp(value, "off") == 0 ||
+	    (strcmp(d->name, "redirect_dir") == 0 &&
+	     strcmp(value, "nofollow") == 0))
+		return 0;
+	*err = g_strdup_printf("option %s=%s: not supported (only %s=off)",
+			       d->name, value, d->name);
+	return -EINVAL;
+}
+
+static int set_context(struct strata_options *o, const struct opt_def *d,
+		       const char *value, char **err)
+{
+	return set_string(&o->context, d->name, value, err);
+}
+
+static int refuse(struct strata_options *o, const struct opt_def *d,
+		  const char *value, char **err)
+{
+	*err = g_strdup_printf("option %s: not supported by stratafs",
+			       d->name);
+	return -EINVAL;
+}
+
 static const struct opt_def opt_table[] = {
-	{ "lowerdir", OPT_OURS, true, set_lowerdir },
-	{ "upperdir", OPT_OURS, true, set_upperdir },
-	{ "workdir", OPT_OURS, true, set_workdir },
-	{ "fsname", OPT_OURS, true, set_fsname },
-	{ "subtype", OPT_OURS, true, set_subtype },
-	{ "threaded", OPT_OURS, true, set_threaded },
-	{ "timeout", OPT_OURS, true, set_timeout },
-	{ "debug", OPT_OURS, false, set_debug },
-	{ "ro", OPT_OURS, false, set_ro },
-	{ "rw", OPT_OURS, false, set_rw },
+	{ "lowerdir", OPT_OURS, VAL_REQUIRED, set_lowerdir },
+	{ "upperdir", OPT_OURS, VAL_REQUIRED, set_upperdir },
+	{ "workdir", OPT_OURS, VAL_REQUIRED, set_workdir },
+	{ "fsname", OPT_OURS, VAL_REQUIRED, set_fsname },
+	{ "subtype", OPT_OURS, VAL_REQUIRED, set_subtype },
+	{ "threaded", OPT_OURS, VAL_REQUIRED, set_threaded },
+	{ "timeout", OPT_OURS, VAL_REQUIRED, set_timeout },
+	{ "debug", OPT_OURS, VAL_NONE, set_debug },
+	{ "uidmapping", OPT_OURS, VAL_REQUIRED, set_idmap },
+	{ "gidmapping", OPT_OURS, VAL_REQUIRED, set_idmap },
+	{ "squash_to_root", OPT_OURS, VAL_NONE, set_squash },
+	{ "squash_to_uid", OPT_OURS, VAL_REQUIRED, set_squash },
+	{ "squash_to_gid", OPT_OURS, VAL_REQUIRED, set_squash },
+	{ "static_nlink", OPT_OURS, VAL_OPTIONAL, set_flag },
+	{ "noacl", OPT_OURS, VAL_OPTIONAL, set_flag },
+	{ "noxattrs", OPT_OURS, VAL_OPTIONAL, set_flag },
+	{ "writeback", OPT_OURS, VAL_OPTIONAL, set_flag },
+	{ "fsync", OPT_OURS, VAL_REQUIRED, set_fsync },
+	{ "volatile", OPT_OURS, VAL_NONE, set_fsync },
+	{ "xattr_permissions", OPT_OURS, VAL_REQUIRED, set_xattr_permissions },
+	{ "redirect_dir", OPT_OURS, VAL_REQUIRED, set_off_only },
+	{ "metacopy", OPT_OURS, VAL_REQUIRED, set_off_only },
+	{ "index", OPT_OURS, VAL_REQUIRED, set_off_only },
+	{ "context", OPT_OURS, VAL_REQUIRED, set_context },
+	{ "plugins", OPT_OURS, VAL_OPTIONAL, refuse },
+	{ "ro", OPT_OURS, VAL_NONE, set_ro },
+	{ "rw", OPT_OURS, VAL_NONE, set_rw },
 	/* mount flags libfuse passes to mount(2) */
-	{ "nosuid", OPT_KERNEL, false, NULL },
-	{ "suid", OPT_KERNEL, false, NULL },
-	{ "nodev", OPT_KERNEL, false, NULL },
-	{ "dev", OPT_KERNEL, false, NULL },
-	{ "noexec", OPT_KERNEL, false, NULL },
-	{ "exec", OPT_KERNEL, false, NULL },
-	{ "noatime", OPT_KERNEL, false, NULL },
-	{ "atime", OPT_KERNEL, false, NULL },
-	{ "sync", OPT_KERNEL, false, NULL },
-	{ "async", OPT_KERNEL, false, NULL },
-	{ "dirsync", OPT_KERNEL, false, NULL },
-	{ "allow_other", OPT_KERNEL, false, NULL },
-	{ "allow_root", OPT_KERNEL, false, NULL },
-	{ "default_permissions", OPT_KERNEL, false, NULL },
+	{ "nosuid", OPT_KERNEL, VAL_NONE, NULL },
+	{ "suid", OPT_KERNEL, VAL_NONE, NULL },
+	{ "nodev", OPT_KERNEL, VAL_NONE, NULL },
+	{ "dev", OPT_KERNEL, VAL_NONE, NULL },
+	{ "noexec", OPT_KERNEL, VAL_NONE, NULL },
+	{ "exec", OPT_KERNEL, VAL_NONE, NULL },
+	{ "noatime", OPT_KERNEL, VAL_NONE, NULL },
+	{ "atime", OPT_KERNEL, VAL_NONE, NULL },
+	{ "sync", OPT_KERNEL, VAL_NONE, NULL },
+	{ "async", OPT_KERNEL, VAL_NONE, NULL },
+	{ "dirsync", OPT_KERNEL, VAL_NONE, NULL },
+	{ "allow_other", OPT_KERNEL, VAL_NONE, NULL },
+	{ "allow_root", OPT_KERNEL, VAL_NONE, NULL },
+	{ "default_permissions", OPT_KERNEL, VAL_NONE, NULL },
 	/* generic options with nothing for a FUSE daemon to do */
 
-	{ "relatime", OPT_SILENT, false, NULL },
-	{ "norelatime", OPT_SILENT, false, NULL },
-	{ "strictatime", OPT_SILENT, false, NULL },
-	{ "lazytime", OPT_SILENT, false, NULL },
-	{ "nolazytime", OPT_SILENT, false, NULL },
-	{ "diratime", OPT_SILENT, false, NULL },
-	{ "nodiratime", OPT_SILENT, false, NULL },
-	{ "defaults", OPT_SILENT, false, NULL },
-	{ "auto", OPT_SILENT, false, NULL },
-	{ "noauto", OPT_SILENT, false, NULL },
-	{ "nofail", OPT_SILENT, false, NULL },
-	{ "user", OPT_SILENT, false, NULL },
-	{ "nouser", OPT_SILENT, false, NULL },
-	{ "users", OPT_SILENT, false, NULL },
-	{ "_netdev", OPT_SILENT, false, NULL },
+	{ "relatime", OPT_SILENT, VAL_NONE, NULL },
+	{ "norelatime", OPT_SILENT, VAL_NONE, NULL },
+	{ "strictatime", OPT_SILENT, VAL_NONE, NULL },
+	{ "lazytime", OPT_SILENT, VAL_NONE, NULL },
+	{ "nolazytime", OPT_SILENT, VAL_NONE, NULL },
+	{ "diratime", OPT_SILENT, VAL_NONE, NULL },
+	{ "nodiratime", OPT_SILENT, VAL_NONE, NULL },
+	{ "defaults", OPT_SILENT, VAL_NONE, NULL },
+	{ "auto", OPT_SILENT, VAL_NONE, NULL },
+	{ "noauto", OPT_SILENT, VAL_NONE, NULL },
+	{ "nofail", OPT_SILENT, VAL_NONE, NULL },
+	{ "user", OPT_SILENT, VAL_NONE, NULL },
+	{ "nouser", OPT_SILENT, VAL_NONE, NULL },
+	{ "users", OPT_SILENT, VAL_NONE, NULL },
+	{ "_netdev", OPT_SILENT, VAL_NONE, NULL },
+	/* fuse-overlayfs hands these to libfuse, which fails on them;
+	 * callers that learned them from it keep working here */
+	{ "kernel_cache", OPT_SILENT, VAL_NONE, NULL },
+	{ "splice_read", OPT_SILENT, VAL_NONE, NULL },
+	{ "splice_write", OPT_SILENT, VAL_NONE, NULL },
+	{ "splice_move", OPT_SILENT, VAL_NONE, NULL },
+	{ "max_write", OPT_SILENT, VAL_OPTIONAL, NULL },
 };
 
 static const struct opt_def *find_opt(const char *name)
@@ -205,6 +346,10 @@ void strata_options_init(struct strata_options *o)
 	o->warnings = g_ptr_array_new_with_free_func(g_free);
 	o->threaded = true;
 	o->timeout = 1.0;
+	o->fsync = true;
+	o->squash_uid = -1;
+	o->squash_gid = -1;
+	o->uidmap.overflow = o->gidmap.overflow = 65534;
 }
 
 void strata_options_clear(struct strata_options *o)
@@ -218,6 +363,9 @@ void strata_options_clear(struct strata_options *o)
 	g_clear_pointer(&o->mountpoint, g_free);
 	g_clear_pointer(&o->fsname, g_free);
 	g_clear_pointer(&o->subtype, g_free);
+	g_clear_pointer(&o->context, g_free);
+	strata_idmap_clear(&o->uidmap);
+	strata_idmap_clear(&o->gidmap);
 }
 
 char **strata_split_optlist(const char *list, char **err)
@@ -319,12 +467,12 @@ static int apply_one(struct strata_options *o, const char *item, char **err)
 						name));
 		return 0;
 	}
-	if (d->takes_value && value == NULL) {
+	if (d->value == VAL_REQUIRED && value == NULL) {
 		*err = g_strdup_printf("option %s: needs a value (%s=...)",
 				       name, name);
 		return -EINVAL;
 	}
-	if (!d->takes_value && value != NULL) {
+	if (d->value == VAL_NONE && value != NULL) {
 		*err = g_strdup_printf("option %s: takes no value", name);
 		return -EINVAL;
 	}

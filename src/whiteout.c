@@ -55,6 +55,9 @@ static const char *const private_prefixes[] = {
 	"user.fuseoverlayfs.",
 	"trusted.stratafs.",
 	"user.stratafs.",
+	/* xattr_permissions: owner and mode of the object, ours to show */
+	"user.containers.override_stat",
+	"security.containers.override_stat",
 };
 
 const char *strata_marker_xattr(enum strata_marker m, enum strata_xattr_ns ns)
@@ -78,11 +81,18 @@ bool strata_is_private_xattr(const char *name)
 
 bool strata_is_marker_xattr(const char *name)
 {
-	static const char *const escaped[] = { "trusted.overlay.overlay.",
-					       "user.overlay.overlay." };
+	/* escaped user names, and the owner and mode of xattr_permissions,
+	 * are the object's own: they travel with it on copy-up */
+	static const char *const own[] = {
+		"trusted.overlay.overlay.", "user.overlay.overlay.",
+		"user.containers.override_stat",
+		"security.containers.override_stat",
+		"user.fuseoverlayfs.override_stat",
+		"security.fuseoverlayfs.override_stat",
+	};
 
-	for (size_t i = 0; i < G_N_ELEMENTS(escaped); i++)
-		if (g_str_has_prefix(name, escaped[i]))
+	for (size_t i = 0; i < G_N_ELEMENTS(own); i++)
+		if (g_str_has_prefix(name, own[i]))
 			return false;
 	return strata_is_private_xattr(name);
 }

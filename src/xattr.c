@@ -107,12 +107,25 @@ size_t strata_filter_xattr_list(char *buf, size_t len)
 		_r;                                                           \
 	})
 
+/* noxattrs, noacl: names the mount does not serve */
+static int served(struct strata_fs *fs, const char *xname)
+{
+	if (!fs->xattrs)
+		return -EOPNOTSUPP;
+	if (!fs->acl && g_str_has_prefix(xname, "system.posix_acl_"))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
 ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,
 			const char *xname, void *buf, size_t size)
 {
 	g_autofree char *real = NULL;
-	int r = real_xattr_name(xname, &real);
+	int r = served(fs, xname);
 
+	if (r < 0)
+		return r;
+	r = real_xattr_name(xname, &real);
 	if (r < 0)
 		return r;
 	if (real)
@@ -121,12 +134,30 @@ ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,
 			 strata_do_getxattr_at(dirfd, name, xname, buf, size));
 }
 
+static size_t drop_acl_names(char *buf, size_t len)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < len;) {
+		size_t l = strlen(buf + i);
+
+		if (!g_str_has_prefix(buf + i, "system.posix_acl_")) {
+			memmove(buf + out, buf + i, l + 1);
+			out += l + 1;
+		}
+		i += l + 1;
+	}
+	return out;
+}
+
 ssize_t strata_listxattr(struct strata_fs *fs, struct strata_inode *in,
 			 char *buf, size_t size)
 {
 	g_autofree char *tmp = NULL;
 	ssize_t r;
 
+	if (!fs->xattrs)
+		return -EOPNOTSUPP;
 	/* The real list may be longer than what we show (private names),
 	 * so always fetch it whole, then filter, then fit it to @size. */
 	for (;;) {
@@ -144,6 +175,8 @@ ssize_t strata_listxattr(struct strata_fs *fs, struct strata_inode *in,
 	if (r < 0)
 		return r;
 	r = strata_filter_xattr_list(tmp, r);
+	if (!fs->acl)
+		r = drop_acl_names(tmp, r);
 	if (size == 0)
 		return r;
 	if ((size_t)r > size)
@@ -182,6 +215,9 @@ int strata_setxattr(struct strata_fs *fs, struct strata_inode *in,
 	struct strata_stack *s = NULL;
 	int dirfd, r;
 
+	r = served(fs, xname);
+	if (r < 0)
+		return r;
 	r = real_xattr_name(xname, &real);
 	if (r < 0)
 		return -EPERM; /* another overlay's private name */
@@ -203,6 +239,9 @@ int strata_removexattr(struct strata_fs *fs, struct strata_inode *in,
 	char probe;
 	int dirfd, r;
 
+	r = served(fs, xname);
+	if (r < 0)
+		return r;
 	r = real_xattr_name(xname, &real);
 	if (r < 0)
 		return r;

@@ -9,6 +9,9 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "stratafs/idmap.h"
 
 /* The kernel overlayfs's limit and containers-storage's maxDepth. */
 #define STRATA_MAX_LOWER 500
@@ -27,6 +30,19 @@ struct strata_options {
 	bool read_only;
 	bool threaded;
 	double timeout;
+
+	/* fuse-overlayfs's options */
+	struct strata_idmap uidmap;
+	struct strata_idmap gidmap;
+	int64_t squash_uid; /* -1: none; squash_to_root sets 0 */
+	int64_t squash_gid;
+	bool static_nlink;
+	bool noacl;
+	bool noxattrs;
+	bool writeback;
+	bool fsync;	      /* fsync=1 (default); volatile clears it */
+	int xattr_permissions; /* 0, 1 (privileged xattr), 2 (user xattr) */
+	char *context;	      /* SELinux label for the mount */
 
 	char *fsname;
 	char *subtype;

@@ -185,9 +185,26 @@ void strata_inode_set_location(struct strata_fs *fs, struct strata_inode *in,
 /* attr.c */
 uint64_t strata_map_ino(const struct strata_fs *fs, uint32_t layer,
 			ino_t real);
+/* xattr_permissions=1 and =2: where owner and mode are kept */
+#define STRATA_OVERRIDE_PRIV "security.containers.override_stat"
+#define STRATA_OVERRIDE_USER "user.containers.override_stat"
 /* Adjust a real stat into what the merged view shows: st_ino @ino, the
- * nlink of a directory merged from @stack_n layers. */
-void strata_fix_stat(struct stat *st, uint64_t ino, uint32_t stack_n);
+ * nlink of a directory merged from @stack_n layers, owners mapped or
+ * squashed (nothing that needs a system call). */
+void strata_fix_stat(const struct strata_fs *fs, struct stat *st,
+		     uint64_t ino, uint32_t stack_n);
+/* The on-disk ids for ids the caller gives (chown, new objects):
+ * -EINVAL if an id is outside the mapping; (uid_t)-1 passes through. */
+int strata_store_ids(const struct strata_fs *fs, uid_t *uid, gid_t *gid);
+/* xattr_permissions: "uid:gid:mode" (mode octal, an optional ":type"
+ * after it ignored) */
+int strata_parse_override(const char *val, size_t len, uid_t *uid,
+			  gid_t *gid, mode_t *mode);
+/* Owner and mode of (@dirfd, @name) from its override xattr, if any. */
+void strata_apply_override(struct strata_fs *fs, int dirfd, const char *name,
+			   struct stat *st);
+int strata_write_override(struct strata_fs *fs, int dirfd, const char *name,
+			  uid_t uid, gid_t gid, mode_t mode);
 /* The st_ino shown for the real entry (@dirfd, @name) of @layer whose
  * real stat is @st: its recorded origin if it has one, else its key. */
 uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "stratafs/idmap.h"
 #include "stratafs/options.h"
 
 enum strata_xattr_ns { STRATA_NS_TRUSTED, STRATA_NS_USER, STRATA_NS__COUNT };
@@ -152,6 +153,17 @@ struct strata_fs {
 
 	double timeout;		/* entry and attr timeout, seconds */
 	bool debug;
+
+	/* What the merged view shows and stores (fuse-overlayfs options). */
+	struct strata_idmap uidmap, gidmap;
+	int64_t squash_uid, squash_gid; /* -1: not squashed */
+	bool static_nlink;
+	bool acl;	  /* POSIX ACLs (not noacl) */
+	bool xattrs;	  /* extended attributes (not noxattrs) */
+	bool writeback;	  /* the kernel's writeback cache */
+	/* xattr_permissions: owner and mode kept in this xattr (NULL: the
+	 * real owner and mode), for a daemon that cannot chown */
+	const char *override_xattr;
 
 	/* Writable unions: layers[0] is the upper layer.  Probed once at
 	 * mount (layers.c), never changed afterwards. */

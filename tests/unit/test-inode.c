@@ -300,21 +300,22 @@ static void test_map_ino(void **state)
 
 static void test_fix_stat(void **state)
 {
+	struct strata_fs fs = { .squash_uid = -1, .squash_gid = -1 };
 	struct stat st;
 
 	memset(&st, 0, sizeof(st));
 	st.st_mode = S_IFDIR | 0755;
 	st.st_nlink = 5;
 	st.st_ino = 77;
-	strata_fix_stat(&st, 78, 1);
+	strata_fix_stat(&fs, &st, 78, 1);
 	assert_int_equal(st.st_nlink, 5);
 	assert_int_equal(st.st_ino, 78); /* the shown number replaces it */
-	strata_fix_stat(&st, 78, 2);
+	strata_fix_stat(&fs, &st, 78, 2);
 	assert_int_equal(st.st_nlink, 1);
 
 	st.st_mode = S_IFREG | 0644;
 	st.st_nlink = 3;
-	strata_fix_stat(&st, 78, 2);
+	strata_fix_stat(&fs, &st, 78, 2);
 	assert_int_equal(st.st_nlink, 3); /* hardlink count kept */
 }
 
