@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
 	gcc pkg-config meson ninja-build
 	libfuse3-dev fuse3 libglib2.0-dev libcmocka-dev
-	python3 attr util-linux procps mount
+	python3 attr util-linux procps mount strace
+	podman runc conmon uidmap slirp4netns busybox-static
 )
 
 missing=()
