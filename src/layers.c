@@ -389,6 +389,18 @@ static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
 	return 0;
 }
 
+/* The id the kernel shows for an unmapped owner. */
+static uint32_t read_overflow(const char *path)
+{
+	g_autofree char *text = NULL;
+	guint64 v;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return 65534;
+	v = g_ascii_strtoull(text, NULL, 10);
+	return v > 0 && v < UINT32_MAX ? (uint32_t)v : 65534;
+}
+
 int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err)
 {
@@ -421,6 +433,8 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 							 : NULL;
 	strata_idmap_copy(&fs->uidmap, &o->uidmap);
 	strata_idmap_copy(&fs->gidmap, &o->gidmap);
+	fs->uidmap.overflow = read_overflow("/proc/sys/kernel/overflowuid");
+	fs->gidmap.overflow = read_overflow("/proc/sys/kernel/overflowgid");
 	if (o->upperdir && !o->workdir) {
 		*err = g_strdup("option upperdir needs workdir=DIR too");
 		return -EINVAL;
