@@ -289,6 +289,25 @@ static void probe_upper(struct strata_fs *fs, const char *upper)
 	fs->can_chown = geteuid() == 0;
 }
 
+/*
+ * The workdir lock.  A daemon whose mount was just unmounted still holds
+ * it until it notices and exits, which takes a moment; a caller that
+ * unmounts and mounts again at once (a container restart) must not fail
+ * on that, so wait a little before calling the workdir in use.
+ */
+static int lock_workdir(int fd)
+{
+	for (int i = 0; i < 100; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -1;
+		g_usleep(20 * 1000);
+	}
+	errno = EWOULDBLOCK;
+	return -1;
+}
+
 static int open_workdir(struct strata_fs *fs, const char *path,
 			char **err)
 {
@@ -319,7 +338,7 @@ static int open_workdir(struct strata_fs *fs, const char *path,
 				       fs->layers[0].path);
 		return -EXDEV;
 	}
-	if (flock(fs->workdir_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (lock_workdir(fs->workdir_fd) < 0) {
 		r = -errno;
 		*err = g_strdup_printf(
 			"workdir %s in use by another mount%s", path,
@@ -473,6 +492,12 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 
 void strata_fs_close(struct strata_fs *fs)
 {
+	/* the workdir lock first: a new mount may be waiting for it */
+	if (fs->workfd >= 0)
+		close(fs->workfd);
+	if (fs->workdir_fd >= 0)
+		close(fs->workdir_fd);
+	fs->workfd = fs->workdir_fd = -1;
 	strata_table_destroy(fs);
 	for (uint32_t i = 0; i < fs->n_layers; i++) {
 		if (fs->layers[i].fd >= 0)
@@ -481,11 +506,6 @@ void strata_fs_close(struct strata_fs *fs)
 	}
 	g_clear_pointer(&fs->layers, g_free);
 	fs->n_layers = 0;
-	if (fs->workfd >= 0)
-		close(fs->workfd);
-	if (fs->workdir_fd >= 0)
-		close(fs->workdir_fd); /* releases the lock */
-	fs->workfd = fs->workdir_fd = -1;
 	free(fs->workpath);
 	fs->workpath = NULL;
 	strata_idmap_clear(&fs->uidmap);

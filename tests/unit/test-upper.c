@@ -7,7 +7,9 @@
  */
 #include "unit-util.h"
 
+#include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 
 struct up_fx {
 	char *base;
@@ -118,6 +120,33 @@ static void test_workdir_lock(void **state)
 	g_clear_pointer(&err, g_free);
 	r = open_rw(&second, fx->lower, fx->upper, fx->work, &err);
 	assert_int_equal(r, 0);
+	strata_fs_close(&second);
+}
+
+/* A daemon that is still exiting after its unmount holds the lock for a
+ * moment: a mount right after it waits instead of failing. */
+static void test_workdir_lock_released_soon(void **state)
+{
+	struct up_fx *fx = *state;
+	struct strata_fs second;
+	g_autofree char *err = NULL;
+	int fd = open(fx->work, O_RDONLY | O_DIRECTORY);
+	pid_t pid;
+	int r, status;
+
+	UT_CHECK(fd >= 0);
+	pid = fork();
+	if (pid == 0) {
+		flock(fd, LOCK_EX);
+		usleep(300 * 1000);
+		_exit(0);
+	}
+	close(fd);
+	usleep(50 * 1000); /* let the child take it */
+	r = open_rw(&second, fx->lower, fx->upper, fx->work, &err);
+	waitpid(pid, &status, 0);
+	if (r != 0)
+		fail_msg("open_rw: %d %s", r, err ? err : "");
 	strata_fs_close(&second);
 }
 
@@ -362,6 +391,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_upper_layer_zero),
 		T(test_workdir_lock),
+		T(test_workdir_lock_released_soon),
 		T(test_workdir_leftovers_cleaned),
 		T(test_refusals),
 		T(test_root_workdir_other_fs),
