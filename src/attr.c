@@ -147,22 +147,6 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 	return r;
 }
 
-/* The real object of @in, for changing it: (dirfd, name) or the directory
- * itself (name NULL).  @in is upper. */
-static int upper_target(struct strata_fs *fs, struct strata_inode *in,
-			struct strata_stack **s, int *dirfd, char **name)
-{
-	uint32_t layer;
-
-	if (S_ISDIR(in->type)) {
-		*s = strata_inode_stack(in);
-		*dirfd = (*s)->e[0].fd;
-		*name = NULL;
-		return 0;
-	}
-	return strata_inode_where(fs, in, s, dirfd, name, &layer);
-}
-
 static int set_size(int dirfd, const char *name, struct strata_file *f,
 		    off_t size)
 {
@@ -233,7 +217,7 @@ int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 	r = strata_copy_up(fs, in, data);
 	if (r < 0)
 		return r;
-	r = upper_target(fs, in, &s, &dirfd, &name);
+	r = strata_inode_real(fs, in, &s, &dirfd, &name);
 	if (r < 0)
 		return r;
 	if (valid & (STRATA_SET_UID | STRATA_SET_GID)) {

@@ -488,3 +488,17 @@ void strata_inode_name_gone(struct strata_fs *fs, struct strata_inode *in,
 	if (anchor >= 0)
 		close(anchor);
 }
+
+int strata_inode_real(struct strata_fs *fs, struct strata_inode *in,
+		      struct strata_stack **s, int *dirfd, char **name)
+{
+	uint32_t layer;
+
+	if (S_ISDIR(in->type)) {
+		*s = strata_inode_stack(in);
+		*dirfd = (*s)->e[0].fd;
+		*name = NULL;
+		return 0;
+	}
+	return strata_inode_where(fs, in, s, dirfd, name, &layer);
+}

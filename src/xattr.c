@@ -189,21 +189,12 @@ ssize_t strata_listxattr(struct strata_fs *fs, struct strata_inode *in,
 static int upper_of(struct strata_fs *fs, struct strata_inode *in,
 		    struct strata_stack **s, int *dirfd, char **name)
 {
-	uint32_t layer;
 	int r;
 
 	if (!fs->has_upper)
 		return -EROFS;
 	r = strata_copy_up(fs, in, true);
-	if (r < 0)
-		return r;
-	if (S_ISDIR(in->type)) {
-		*s = strata_inode_stack(in);
-		*dirfd = (*s)->e[0].fd;
-		*name = NULL;
-		return 0;
-	}
-	return strata_inode_where(fs, in, s, dirfd, name, &layer);
+	return r < 0 ? r : strata_inode_real(fs, in, s, dirfd, name);
 }
 
 int strata_setxattr(struct strata_fs *fs, struct strata_inode *in,

@@ -154,6 +154,10 @@ int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
 		       struct strata_stack **pstack, int *dirfd, char **name,
 		       uint32_t *layer);
 size_t strata_table_size(struct strata_fs *fs);
+/* The topmost real entry of @in as (*dirfd, *name), or for a directory
+ * its own fd with *name NULL; *s (a reference) keeps the fd open. */
+int strata_inode_real(struct strata_fs *fs, struct strata_inode *in,
+		      struct strata_stack **s, int *dirfd, char **name);
 /* Remember that the kernel knows @in as (@parent, @name). */
 void strata_inode_add_alias(struct strata_inode *in,
 			    struct strata_inode *parent, const char *name);
