@@ -253,6 +253,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	strata_log_init(o.debug, false);
+	/* descriptors a caller leaked to us would stay open as long as the
+	 * daemon lives (a pipe its reader waits on to end); a mount point
+	 * given as /dev/fd/N is the one exception */
+	if (!g_str_has_prefix(o.mountpoint, "/dev/fd/"))
+		close_range(3, ~0U, 0);
 	for (guint i = 0; i < o.warnings->len; i++)
 		strata_warn("warning: %s", (char *)o.warnings->pdata[i]);
 	if (o.context && access("/sys/fs/selinux/enforce", F_OK) != 0)

@@ -152,6 +152,23 @@ for how in (["fusermount3", "-u"], ["umount"], ["umount", "-l"]):
          f"daemon exits after {' '.join(how)}", f"pids {daemon_pids(MNT)}")
     unmount(MNT)
 
+# A descriptor the caller leaks to the daemon is not kept open by it.
+def leaked_fd_closed():
+    r, w = os.pipe()
+    p = subprocess.run([S, "-o", f"lowerdir={A}", MNT], pass_fds=(w,),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    os.close(w)
+    import select
+    ready = select.select([r], [], [], 5)[0]
+    eof = bool(ready) and os.read(r, 1) == b""
+    os.close(r)
+    return p.returncode == 0 and eof, f"rc={p.returncode} eof={eof}"
+
+
+t.run("a descriptor leaked by the caller is closed by the daemon", leaked_fd_closed)
+unmount(MNT)
+wait_gone(MNT)
+
 # Foreground mode stays attached and exits when unmounted.
 p = subprocess.Popen([S, "-f", "-o", f"lowerdir={A}", MNT], stderr=subprocess.PIPE)
 deadline = time.time() + 10
