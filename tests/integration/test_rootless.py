@@ -73,7 +73,50 @@ done
 EXPECT = ["lower", "upper", "dir", "gone-hidden", "marker-hidden", "daemon-running",
           "daemon-exited"]
 
+# The same two ways with a writable upper: copy-up, a whiteout of a lower
+# file, an opaque directory re-created over a lower one, and the upper as
+# the kernel would read it.
+WSCRIPT = r'''
+set -e
+S="$1"; top="$2"; mode="$3"
+cd "$top"
+rm -rf u w; mkdir u w
+"$S" -o lowerdir=l1:l2,upperdir=u,workdir=w mnt
+echo more >> mnt/dir/lower
+rm mnt/dir/upper
+rm -rf mnt/dir
+mkdir mnt/dir
+echo fresh > mnt/dir/new
+ls -A mnt/dir | tr '\n' ' '; echo
+if [ "$mode" = unshare ]; then umount mnt; else fusermount3 -u mnt; fi
+for i in $(seq 100); do
+    pgrep -u "$(id -u)" -f "^$S " >/dev/null || break
+    sleep 0.05
+done
+# the upper: dir is opaque (user.overlay.opaque=y), its lower files gone
+getfattr --absolute-names -n user.overlay.opaque --only-values u/dir && echo
+ls -A u/dir | tr '\n' ' '; echo
+"$S" -o lowerdir=l1:l2,upperdir=u,workdir=w mnt
+ls -A mnt/dir | tr '\n' ' '; echo
+cat mnt/dir/new
+if [ "$mode" = unshare ]; then umount mnt; else fusermount3 -u mnt; fi
+'''
+
 try:
+    for mode_name, prefix in (
+            ("unshare -Urm", ["unshare", "-Urm"]),
+            ("plain user via fusermount3", [])):
+        argv = (["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                 "--clear-groups"] + prefix +
+                ["sh", "-c", WSCRIPT, "sh", S, top, "unshare" if prefix else "user"])
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        out = r.stdout.split("\n")
+        ok = r.returncode == 0 and out[:5] == ["new ", "y", "new ", "new ", "fresh"]
+        t.ok(ok, f"rootless ({mode_name}), writable: copy-up, whiteouts, opaque dir, "
+             "kept across a remount",
+             f"rc={r.returncode}\nstdout={r.stdout}\nstderr={r.stderr}")
+        subprocess.run(["umount", "-l", os.path.join(top, "mnt")], capture_output=True)
+
     for mode_name, prefix in (
             ("unshare -Urm", ["unshare", "-Urm"]),
             ("plain user via fusermount3", [])):
