@@ -2,6 +2,7 @@
 # The main job: install what is missing, build, make three sample layers,
 # mount their union with stratafs and show what a user sees, next to the
 # kernel overlayfs on the same layers.  Run as root.
+# Then the same layers again with an upper layer, to show writes.
 # --keep leaves the union mounted at /tmp/stratafs-demo/merged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,22 @@ else
 	exit 1
 fi
 umount "$D/kernel"
+fusermount3 -u "$D/merged"
+
+echo
+echo "== now writable: the same layers with upperdir=$D/upper, workdir=$D/work"
+mkdir -p "$D/upper" "$D/work"
+"$S" -o "lowerdir=$D/patch:$D/app:$D/base,upperdir=$D/upper,workdir=$D/work" "$D/merged"
+echo 'edited in the container' >> "$D"/merged/etc/os-release   # copy-up
+rm "$D"/merged/usr/bin/hello                                  # whiteout
+rm -rf "$D"/merged/var/cache && mkdir "$D"/merged/var/cache    # opaque dir
+echo 'new config' > "$D"/merged/etc/app.conf
+echo "== merged view now:"
+(cd "$D/merged" && find . | sort)
+echo "== the changes all went to the upper layer (whiteouts are 0/0 devices):"
+(cd "$D/upper" && find . -printf '%M %p\n' | sort -k2)
+echo "== etc/os-release through the mount: $(tr '\n' ' ' < "$D"/merged/etc/os-release)"
+echo "== and in the base layer, untouched:  $(cat "$D"/base/etc/os-release)"
 if [ "${1:-}" = --keep ]; then
 	echo "== left mounted at $D/merged (fusermount3 -u $D/merged to unmount)"
 else
