@@ -135,3 +135,24 @@ def mount_stratafs(opts, mnt, extra=(), env=None, foreground=False):
     if r.returncode != 0 or not is_mounted(mnt):
         raise RuntimeError(f"stratafs failed rc={r.returncode}: {r.stderr}")
     return r
+
+
+def probe_writable(tgt):
+    """None if tgt (an object with fresh/mount/umount and M) mounts
+    writable, else the reason, for a skip."""
+    tgt.fresh()
+    try:
+        tgt.mount()
+    except RuntimeError as e:
+        return str(e)
+    try:
+        p = os.path.join(tgt.M, ".probe")
+        try:
+            with open(p, "w") as f:
+                f.write("x")
+            os.unlink(p)
+        except OSError as e:
+            return f"writing in the mount fails: {e}"
+    finally:
+        tgt.umount()
+    return None

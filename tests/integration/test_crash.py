@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 
-from tap import (Tap, is_mounted, mount_stratafs, require_root_fuse, skip_all,
+from tap import (Tap, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone, wait_mounted)
 
 MiB = 1 << 20
@@ -304,23 +304,6 @@ class Target:
             subprocess.run(["umount", "-l", self.M], capture_output=True)
 
 
-def probe_writable(tgt):
-    tgt.fresh()
-    try:
-        tgt.mount()
-    except RuntimeError as e:
-        return str(e)
-    try:
-        p = os.path.join(tgt.M, ".probe")
-        try:
-            with open(p, "w") as f:
-                f.write("x")
-            os.unlink(p)
-        except OSError as e:
-            return f"writing in the mount fails: {e}"
-    finally:
-        tgt.umount()
-    return None
 
 
 def start_writer(tgt, content, mode, step=False):

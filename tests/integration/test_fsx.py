@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from tap import (Tap, is_mounted, mount_stratafs, require_root_fuse, skip_all,
+from tap import (Tap, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone)
 
 MiB = 1 << 20
@@ -148,24 +148,6 @@ class Target:
         return None
 
 
-def probe_writable(tgt):
-    """None if tgt mounts writable, else the reason (for a skip)."""
-    tgt.fresh()
-    try:
-        tgt.mount()
-    except RuntimeError as e:
-        return str(e)
-    try:
-        p = os.path.join(tgt.M, ".probe")
-        try:
-            with open(p, "w") as f:
-                f.write("x")
-            os.unlink(p)
-        except OSError as e:
-            return f"writing in the mount fails: {e}"
-    finally:
-        tgt.umount()
-    return None
 
 
 def bail_out(why):
