@@ -396,6 +396,23 @@ static void take_own_ino(struct strata_fs *fs, struct strata_inode *in)
 	g_mutex_unlock(&in->lock);
 }
 
+/* 0 if (@udir, @name) holds an object of @in's type, which @in becomes;
+ * -ENOENT if nothing (or a whiteout) is there. */
+static int adopt_existing(struct strata_fs *fs, struct strata_inode *in,
+			  int udir, const char *name)
+{
+	struct stat ust;
+	int state = strata_upper_state(udir, name, &ust);
+
+	if (state < 0)
+		return state;
+	if (state != STRATA_UPPER_ENTRY)
+		return -ENOENT;
+	if ((ust.st_mode & S_IFMT) != in->type)
+		return -EEXIST;
+	return strata_inode_now_upper(fs, in, udir, name);
+}
+
 static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 			  struct strata_inode *parent, bool data)
 {
@@ -423,13 +440,27 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 	}
 	strata_tmpname(fs, tmp, sizeof(tmp));
 	r = build_copy(fs, in, sdir, name, &st, tmp, data);
-	if (r == 0)
-		r = publish(fs, tmp, pstack->e[0].fd, name);
 	if (r < 0) {
 		strata_remove_tree(fs->workfd, tmp);
 		goto out;
 	}
-	r = strata_inode_now_upper(fs, in, pstack->e[0].fd, name);
+	/* publishing and re-keying are one step for lookups in the parent
+	 * (types.h, ns_lock) */
+	g_rw_lock_writer_lock(&parent->ns_lock);
+	r = publish(fs, tmp, pstack->e[0].fd, name);
+	if (r == -EEXIST) {
+		/* defensive: an upper entry appeared meanwhile; it is the
+		 * object now, take it */
+		strata_remove_tree(fs->workfd, tmp);
+		r = adopt_existing(fs, in, pstack->e[0].fd, name);
+		g_rw_lock_writer_unlock(&parent->ns_lock);
+		goto out;
+	}
+	if (r == 0)
+		r = strata_inode_now_upper(fs, in, pstack->e[0].fd, name);
+	else
+		strata_remove_tree(fs->workfd, tmp);
+	g_rw_lock_writer_unlock(&parent->ns_lock);
 	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1)
 		take_own_ino(fs, in);
 	if (r == 0 && (S_ISDIR(in->type) || st.st_nlink > 1))

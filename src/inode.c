@@ -126,6 +126,7 @@ static void inode_free(struct strata_inode *in)
 	g_free(in->name);
 	g_mutex_clear(&in->lock);
 	g_mutex_clear(&in->cu_lock);
+	g_rw_lock_clear(&in->ns_lock);
 	g_free(in);
 }
 
@@ -192,6 +193,7 @@ struct strata_inode *strata_inode_get_ex(struct strata_fs *fs, uint64_t key,
 	fresh->refs = 1;
 	g_mutex_init(&fresh->lock);
 	g_mutex_init(&fresh->cu_lock);
+	g_rw_lock_init(&fresh->ns_lock);
 	fresh->parent = parent;
 	fresh->name = g_strdup(name);
 	fresh->layer = layer;

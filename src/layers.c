@@ -131,6 +131,7 @@ static int build_root(struct strata_fs *fs, char **err)
 	root->refs = 1;
 	g_mutex_init(&root->lock);
 	g_mutex_init(&root->cu_lock);
+	g_rw_lock_init(&root->ns_lock);
 	root->name = g_strdup("");
 	root->stack = s;
 	root->orphan_fd = -1;

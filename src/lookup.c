@@ -134,17 +134,21 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
+	g_rw_lock_reader_lock(&dir->ns_lock);
 	s = strata_inode_stack(dir);
 	r = strata_resolve(fs, s, name, &f);
 	strata_stack_unref(s);
-	if (r < 0)
+	if (r < 0) {
+		g_rw_lock_reader_unlock(&dir->ns_lock);
 		return r;
+	}
 	/* a lower file with several names, in a union that can copy it
 	 * up: one inode per name (types.h, struct strata_ikey) */
 	by_name = fs->has_upper && f.layer != 0 && !S_ISDIR(f.st.st_mode) &&
 		  f.st.st_nlink > 1;
 	*out = strata_inode_get_ex(fs, f.key, by_name, f.st.st_ino,
 				   f.st.st_mode, dir, name, f.layer, f.stack);
+	g_rw_lock_reader_unlock(&dir->ns_lock);
 	*st = f.st;
 	/* an upper file with several names: an unlink or rename of one must
 	 * know where the others are */

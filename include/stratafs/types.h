@@ -7,6 +7,8 @@
  * lower layer.  Every "layer" field in this file is such an index.
  *
  * Locking (lock order, outermost first):
+ *   0. strata_inode.cu_lock of the inode being copied up, then
+ *      strata_inode.ns_lock of its parent directory
  *   1. strata_inode.lock of a parent directory
  *   2. strata_inode.lock of a child
  *   3. strata_fs.table_lock          (innermost, held only for table updates)
@@ -112,6 +114,12 @@ struct strata_inode {
 	/* Serializes copy-up of this inode; taken without any other inode
 	 * lock held (parents are copied up first, each under its own). */
 	GMutex cu_lock;
+	/* Directories: a name resolution in this directory (reader) never
+	 * straddles the publishing of a copied-up child and the move of its
+	 * inode to the new key (writer), or it would make a second, stale
+	 * inode for the child.  The kernel orders namespace operations
+	 * itself; copy-up is the one change it does not see as one. */
+	GRWLock ns_lock;
 };
 
 struct strata_alias {
