@@ -47,8 +47,8 @@ static int upper_stack(struct strata_fs *fs, struct strata_inode *dir,
 }
 
 /* Does a lower layer hold @name visibly below the upper of @dir? */
-static int lower_positive(struct strata_fs *fs, const struct strata_stack *s,
-			  const char *name)
+static int lower_positive(struct strata_fs *fs, struct strata_inode *dir,
+			  const struct strata_stack *s, const char *name)
 {
 	struct strata_found f;
 	uint32_t skip = (s->n > 0 && s->e[0].layer == 0) ? 1 : 0;
@@ -56,7 +56,8 @@ static int lower_positive(struct strata_fs *fs, const struct strata_stack *s,
 
 	if (s->n == skip)
 		return 0;
-	r = strata_resolve_in(fs, s->e + skip, s->n - skip, name, &f);
+	r = strata_resolve_in(fs, s->e + skip, s->n - skip,
+			      strata_dcache_get(fs, dir, s), name, &f);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -71,7 +72,7 @@ static int must_not_exist(struct strata_fs *fs, struct strata_inode *dir,
 {
 	struct strata_stack *s = strata_inode_stack(dir);
 	struct strata_found f;
-	int r = strata_resolve(fs, s, name, &f);
+	int r = strata_resolve(fs, s, strata_dcache_get(fs, dir, s), name, &f);
 
 	strata_stack_unref(s);
 	if (r == 0) {
@@ -154,6 +155,7 @@ static int finish_object(struct strata_fs *fs, int dir, const char *name,
 
 /* The directory @in moves to @name of the directory stack @to. */
 static int opaque_if_lower(struct strata_fs *fs, struct strata_inode *in,
+			   struct strata_inode *todir,
 			   const struct strata_stack *to, const char *name)
 {
 	struct strata_stack *s;
@@ -161,7 +163,7 @@ static int opaque_if_lower(struct strata_fs *fs, struct strata_inode *in,
 
 	if (!S_ISDIR(in->type))
 		return 0;
-	r = lower_positive(fs, to, name);
+	r = lower_positive(fs, todir, to, name);
 	if (r <= 0)
 		return r;
 	s = strata_inode_stack(in);
@@ -390,7 +392,7 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 		return r;
 	if (!S_ISDIR(in->type))
 		orphan = strata_inode_open_path(fs, in);
-	wh = lower_positive(fs, s, name);
+	wh = lower_positive(fs, dir, s, name);
 	if (wh < 0) {
 		r = wh;
 		goto out;
@@ -613,9 +615,9 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 	if (exchange) {
 		/* each directory lands where the other was: opaque if a lower
 		 * layer holds that name, so that it does not merge there */
-		r = opaque_if_lower(fs, src, ns, newname);
+		r = opaque_if_lower(fs, src, newdir, ns, newname);
 		if (r == 0)
-			r = opaque_if_lower(fs, dst, os, oldname);
+			r = opaque_if_lower(fs, dst, olddir, os, oldname);
 		if (r < 0)
 			goto out;
 		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
@@ -631,8 +633,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		goto out;
 	}
 
-	src_wh = lower_positive(fs, os, oldname);
-	dst_lower = lower_positive(fs, ns, newname);
+	src_wh = lower_positive(fs, olddir, os, oldname);
+	dst_lower = lower_positive(fs, newdir, ns, newname);
 	if (src_wh < 0 || dst_lower < 0) {
 		r = src_wh < 0 ? src_wh : dst_lower;
 		goto out;

@@ -15,7 +15,9 @@
  * Marker names (".wh.*") never resolve.
  *
  * Each probe is one fstatat() per layer of the parent's stack, plus one
- * for an AUFS ".wh.NAME" where the name is absent.
+ * for an AUFS ".wh.NAME" where the name is absent; a lower layer whose
+ * directory is indexed (names.c) and does not hold the name is skipped
+ * without a system call.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -23,27 +25,32 @@
 #include "stratafs/stratafs.h"
 
 int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
-		   const char *name, struct strata_found *out)
+		   struct strata_dcache *dc, const char *name,
+		   struct strata_found *out)
 {
-	return strata_resolve_in(fs, dir->e, dir->n, name, out);
+	return strata_resolve_in(fs, dir->e, dir->n, dc, name, out);
 }
 
 int strata_resolve_in(struct strata_fs *fs,
 		      const struct strata_stack_entry *dir, uint32_t n,
-		      const char *name, struct strata_found *out)
+		      struct strata_dcache *dc, const char *name,
+		      struct strata_found *out)
 {
 	g_autofree struct strata_stack_entry *ents =
 		g_new(struct strata_stack_entry, n ? n : 1);
 	uint32_t nd = 0;
 	bool found = false;
 	int found_dirfd = -1;
+	size_t len = strlen(name);
+	uint32_t h, cursor = 0;
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (strlen(name) > NAME_MAX)
+	if (len > NAME_MAX)
 		return -ENAMETOOLONG;
 	if (strata_is_aufs_name(name))
 		return -ENOENT;
+	h = dc ? strata_name_hash(name, len) : 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct strata_stack_entry *e = &dir[i];
@@ -51,6 +58,8 @@ int strata_resolve_in(struct strata_fs *fs,
 		struct stat st;
 		int fd;
 
+		if (dc && !strata_dcache_may_have(dc, &cursor, e->layer, h))
+			continue;
 		r = strata_do_fstatat(e->fd, name, &st, AT_SYMLINK_NOFOLLOW);
 		if (r == -ENOENT) {
 			r = strata_aufs_whiteout_exists(e->fd, name);
@@ -58,6 +67,8 @@ int strata_resolve_in(struct strata_fs *fs,
 				goto fail;
 			if (r > 0)
 				break;
+			if (dc)
+				strata_dcache_miss(dc, e->layer, e->fd);
 			continue;
 		}
 		if (r < 0)
@@ -136,7 +147,7 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		return -ENOTDIR;
 	g_rw_lock_reader_lock(&dir->ns_lock);
 	s = strata_inode_stack(dir);
-	r = strata_resolve(fs, s, name, &f);
+	r = strata_resolve(fs, s, strata_dcache_get(fs, dir, s), name, &f);
 	strata_stack_unref(s);
 	if (r < 0) {
 		g_rw_lock_reader_unlock(&dir->ns_lock);

@@ -187,7 +187,12 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 		layers[i] = s->e[i].layer;
 	}
 	if (r == 0) {
+		struct strata_dcache *dc = strata_dcache_get(fs, dir, s);
 		struct strata_dirsnap *snap;
+
+		/* the lower listings are read: index them for lookups */
+		for (uint32_t i = 0; dc && i < s->n; i++)
+			strata_dcache_feed(dc, layers[i], raw[i], n[i]);
 		struct strata_dirent dots[2] = {
 			{ .name = ".", .ino = dir->ino, .type = DT_DIR },
 			{ .name = "..", .ino = dir->ino, .type = DT_DIR },

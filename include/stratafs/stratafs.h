@@ -216,6 +216,30 @@ uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
 int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		   struct stat *st);
 
+/* names.c: per-directory indexes of lower names (probe or list) */
+struct strata_dcache;
+struct strata_raw_dirent;
+uint32_t strata_name_hash(const char *name, size_t len);
+/* The indexes of @dir, whose stack is @s, made if need be; NULL when @s
+ * has no lower layer.  Lives as long as @dir. */
+struct strata_dcache *strata_dcache_get(struct strata_fs *fs,
+					struct strata_inode *dir,
+					const struct strata_stack *s);
+void strata_dcache_free(struct strata_dcache *dc);
+/* false: the real directory of @layer holds neither the name of hash @h
+ * nor its ".wh." marker (no need to probe); true: probe it.  Layers are
+ * asked in ascending order, *@cursor (0 at first) keeping the place. */
+bool strata_dcache_may_have(struct strata_dcache *dc, uint32_t *cursor,
+			    uint32_t layer, uint32_t h);
+/* A probe of the real directory @fd of @layer found nothing: count it,
+ * and index the directory once the probes cost more than a listing. */
+void strata_dcache_miss(struct strata_dcache *dc, uint32_t layer, int fd);
+/* Index @layer from a listing read anyway (readdir). */
+void strata_dcache_feed(struct strata_dcache *dc, uint32_t layer,
+			const struct strata_raw_dirent *raw, size_t n);
+/* How many layers of @dc are indexed (tests). */
+size_t strata_dcache_indexed(struct strata_dcache *dc);
+
 /* lookup.c: resolve names down the stack */
 struct strata_found {
 	struct stat st; /* of the topmost entry, already fixed */
@@ -223,12 +247,15 @@ struct strata_found {
 	uint32_t layer;
 	struct strata_stack *stack; /* directories only */
 };
+/* @dc: the directory's name indexes, or NULL to probe every layer */
 int strata_resolve(struct strata_fs *fs, const struct strata_stack *dir,
-		   const char *name, struct strata_found *out);
+		   struct strata_dcache *dc, const char *name,
+		   struct strata_found *out);
 /* The same over @n entries of a stack (a part of one). */
 int strata_resolve_in(struct strata_fs *fs,
 		      const struct strata_stack_entry *dir, uint32_t n,
-		      const char *name, struct strata_found *out);
+		      struct strata_dcache *dc, const char *name,
+		      struct strata_found *out);
 /* Resolve @name in @dir and return its inode with one more reference. */
 int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, struct strata_inode **out,

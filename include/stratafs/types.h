@@ -120,6 +120,10 @@ struct strata_inode {
 	 * inode for the child.  The kernel orders namespace operations
 	 * itself; copy-up is the one change it does not see as one. */
 	GRWLock ns_lock;
+	/* Directories: indexes of the lower directories' names, made on
+	 * the first lookup (names.c); set once (atomic), freed with the
+	 * inode. */
+	struct strata_dcache *dcache;
 };
 
 struct strata_alias {
