@@ -197,8 +197,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
-	/* lower layers do not change while mounted */
-	fi->keep_cache = !fs->has_upper;
+	/* The union changes only through this mount (lower layers are
+	 * immutable while mounted, as for the kernel overlayfs), and the
+	 * kernel drops cached pages itself when it sees size or mtime
+	 * change (FUSE_CAP_AUTO_INVAL_DATA): keep the page cache across
+	 * opens. */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		strata_file_release(fs, f);
 }
@@ -308,9 +312,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)snap;
-	/* a read-only union never changes: let the kernel cache listings */
-	fi->cache_readdir = !fs->has_upper;
-	fi->keep_cache = !fs->has_upper;
+	/* Listings change only through this mount, and the kernel drops
+	 * its cached listing of a directory changed through it: let it
+	 * cache them. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		strata_dirsnap_free(snap);
 }

@@ -345,7 +345,7 @@ void strata_options_init(struct strata_options *o)
 	o->fuse_opts = g_ptr_array_new_with_free_func(g_free);
 	o->warnings = g_ptr_array_new_with_free_func(g_free);
 	o->threaded = true;
-	o->timeout = 1.0;
+	o->timeout = STRATA_DEFAULT_TIMEOUT;
 	o->fsync = true;
 	o->squash_uid = -1;
 	o->squash_gid = -1;

@@ -16,6 +16,13 @@
 /* The kernel overlayfs's limit and containers-storage's maxDepth. */
 #define STRATA_MAX_LOWER 500
 
+/* Entry and attribute timeout unless timeout= is given, in seconds.  The
+ * union changes only through the mount, and the kernel updates what it
+ * caches for every change made through it, so the cache may live long, as
+ * the kernel overlayfs's own dentries do.  timeout=1 is fuse-overlayfs's
+ * default. */
+#define STRATA_DEFAULT_TIMEOUT 86400.0
+
 struct strata_options {
 	GPtrArray *lowerdirs; /* char *, top first, unescaped */
 	char *upperdir;

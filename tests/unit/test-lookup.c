@@ -98,7 +98,7 @@ static void test_fs_open_basic(void **state)
 	assert_int_equal(fs->root->ino, ut_ino(fx->l[0]));
 	ASSERT_STACK(fs->root, 0, 1, 2);
 	assert_string_equal(fs->layers[0].path, real0);
-	assert_true(fs->timeout == 1.0);
+	assert_true(fs->timeout == STRATA_DEFAULT_TIMEOUT);
 	for (int i = 0; i < 3; i++) {
 		assert_true(fs->layers[i].fd >= 0);
 		assert_false(fs->layers[i].upper);

@@ -111,7 +111,7 @@ static void test_defaults_after_init(void **state)
 	ASSERT_EMPTY(o.fuse_opts);
 	ASSERT_EMPTY(o.warnings);
 	assert_true(o.threaded);
-	assert_true(o.timeout == 1.0);
+	assert_true(o.timeout == STRATA_DEFAULT_TIMEOUT);
 	assert_false(o.foreground);
 	assert_false(o.debug);
 	assert_false(o.read_only);
