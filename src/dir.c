@@ -123,9 +123,9 @@ static int make_object(struct strata_fs *fs, int dir, const char *name,
 	}
 }
 
-/* Give the new (@dir, @name) its owner and mode. */
+/* Give the new (@dir, @name) its owner and mode; @fd: open on it, or -1. */
 static int finish_object(struct strata_fs *fs, int dir, const char *name,
-			 const struct strata_newobj *req,
+			 int fd, const struct strata_newobj *req,
 			 const struct stat *pst)
 {
 	mode_t mode = req->mode;
@@ -148,6 +148,15 @@ static int finish_object(struct strata_fs *fs, int dir, const char *name,
 		r = strata_do_fchmodat(dir, name, 0755);
 		if (r == 0)
 			r = strata_write_override(fs, dir, name, uid, gid, mode);
+		return r;
+	}
+	if (fd >= 0) {
+		/* through the open file: no path to walk again */
+		r = fchown(fd, uid, gid) < 0 ? -errno : 0;
+		if (r == -EPERM && !fs->can_chown)
+			r = 0; /* a plain user's daemon owns what it makes */
+		if (r == 0 && (mode & 07777) != 0600)
+			r = fchmod(fd, mode & 07777) < 0 ? -errno : 0;
 		return r;
 	}
 	return strata_set_owner_mode(fs, dir, name, uid, gid, mode);
@@ -205,9 +214,8 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		return -ENAMETOOLONG;
 	if (strata_is_aufs_name(name))
 		return -EINVAL; /* a marker name cannot be created */
-	r = must_not_exist(fs, dir, name);
-	if (r < 0)
-		return r;
+	/* The kernel looked the name up before it asked: EEXIST here is a
+	 * race, so the parent is copied up before the check. */
 	r = upper_stack(fs, dir, &s);
 	if (r < 0)
 		return r;
@@ -221,15 +229,24 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		goto out;
 	}
 	if (state == STRATA_UPPER_ENTRY) {
-		r = -EEXIST; /* shows in the upper, hidden from us? */
+		r = -EEXIST;
 		goto out;
+	}
+	if (state == STRATA_UPPER_NONE) {
+		/* nothing in the upper hides the lower layers */
+		r = lower_positive(fs, dir, s, name);
+		if (r != 0) {
+			r = r > 0 ? -EEXIST : r;
+			goto out;
+		}
 	}
 
 	if (state != STRATA_UPPER_WHITEOUT) {
 		/* the common case: straight into the upper directory */
 		r = make_object(fs, udir, name, req, fd);
 		if (r == 0)
-			r = finish_object(fs, udir, name, req, &pst);
+			r = finish_object(fs, udir, name, fd ? *fd : -1, req,
+					  &pst);
 		if (r == 0 && state == STRATA_UPPER_AUFS &&
 		    S_ISDIR(req->mode))
 			r = strata_set_opaque(fs, udir, name);
@@ -248,7 +265,8 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		strata_tmpname(fs, tmp, sizeof(tmp));
 		r = make_object(fs, fs->workfd, tmp, req, fd);
 		if (r == 0)
-			r = finish_object(fs, fs->workfd, tmp, req, &pst);
+			r = finish_object(fs, fs->workfd, tmp, fd ? *fd : -1,
+					  req, &pst);
 		if (r == 0 && S_ISDIR(req->mode))
 			r = strata_set_opaque(fs, fs->workfd, tmp);
 		if (r == 0 && S_ISDIR(req->mode)) {
@@ -277,7 +295,7 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 			goto out;
 		}
 	}
-	r = strata_lookup(fs, dir, name, out, st);
+	r = strata_lookup_created(fs, dir, name, udir, fd ? *fd : -1, out, st);
 	if (r < 0 && fd && *fd >= 0) {
 		close(*fd);
 		*fd = -1;
@@ -412,18 +430,11 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 		}
 	} else if (upper && !wh) {
 		r = strata_do_unlinkat(s->e[0].fd, name, 0);
-	} else if (upper && fs->can_rename_whiteout) {
-		char tmp[48];
-
-		/* the whiteout appears where the file was, atomically */
-		strata_tmpname(fs, tmp, sizeof(tmp));
-		r = strata_do_renameat2(s->e[0].fd, name, fs->workfd, tmp,
-					RENAME_WHITEOUT);
-		if (r == 0)
-			strata_do_unlinkat(fs->workfd, tmp, 0);
 	} else {
 		/* lower only (never copied up to be deleted), or an upper
-		 * file replaced by a whiteout in one rename */
+		 * file replaced by a whiteout in one rename (not by
+		 * RENAME_WHITEOUT: that allocates an inode per whiteout,
+		 * where strata_whiteout_replace links a shared one) */
 		r = strata_whiteout_replace(fs, s->e[0].fd, name);
 	}
 	if (r < 0)

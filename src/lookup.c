@@ -168,3 +168,30 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		strata_inode_add_alias(*out, dir, name);
 	return 0;
 }
+
+int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
+			  const char *name, int udir, int fd,
+			  struct strata_inode **out, struct stat *st)
+{
+	struct stat rst;
+	uint64_t key;
+	int r;
+
+	r = fd >= 0 ? (fstat(fd, &rst) < 0 ? -errno : 0)
+		    : strata_do_fstatat(udir, name, &rst, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(rst.st_mode) || rst.st_nlink > 1)
+		return strata_lookup(fs, dir, name, out, st);
+	/* what strata_resolve would find: an upper object of one name,
+	 * no origin, no whiteout */
+	key = strata_map_ino(fs, 0, rst.st_ino);
+	strata_apply_override(fs, udir, name, &rst);
+	strata_fix_stat(fs, &rst, key, 1);
+	g_rw_lock_reader_lock(&dir->ns_lock);
+	*out = strata_inode_get_ex(fs, key, false, rst.st_ino, rst.st_mode,
+				   dir, name, 0, NULL);
+	g_rw_lock_reader_unlock(&dir->ns_lock);
+	*st = rst;
+	return 0;
+}

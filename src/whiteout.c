@@ -255,13 +255,55 @@ int strata_upper_state(int udir, const char *name, struct stat *st)
 	return r ? STRATA_UPPER_AUFS : STRATA_UPPER_NONE;
 }
 
+/*
+ * Whiteouts are hard links of one 0/0 device in work/, as the kernel
+ * overlayfs makes them: allocating an inode for each is what makes
+ * deleting many lower files slow (on ext4 the inode allocator dominates
+ * `rm -rf`), and a link is a whiteout like any other to every reader.
+ * When the shared one is missing (first use; work/ is emptied at mount)
+ * or full (EMLINK), a fresh one replaces it atomically; where links fail
+ * otherwise, each whiteout gets its own device node.
+ */
+#define SHARED_WHITEOUT "#whiteout"
+
+static int mknod_whiteout(int dirfd, const char *name)
+{
+	return mknodat(dirfd, name, S_IFCHR | 0000, makedev(0, 0)) < 0
+		       ? -errno
+		       : 0;
+}
+
+static int link_whiteout(struct strata_fs *fs, const char *tmp)
+{
+	char fresh[48];
+	int r;
+
+	for (int tries = 0; tries < 2; tries++) {
+		if (linkat(fs->workfd, SHARED_WHITEOUT, fs->workfd, tmp, 0) == 0)
+			return 0;
+		r = -errno;
+		if (r != -ENOENT && r != -EMLINK)
+			break;
+		strata_tmpname(fs, fresh, sizeof(fresh));
+		r = mknod_whiteout(fs->workfd, fresh);
+		if (r < 0)
+			return r;
+		r = strata_do_renameat2(fs->workfd, fresh, fs->workfd,
+					SHARED_WHITEOUT, 0);
+		if (r < 0) {
+			strata_do_unlinkat(fs->workfd, fresh, 0);
+			break;
+		}
+	}
+	return mknod_whiteout(fs->workfd, tmp);
+}
+
 int strata_build_whiteout(struct strata_fs *fs, const char *tmp)
 {
 	int fd, r;
 
 	if (fs->wh_format == STRATA_WH_CHARDEV)
-		return mknodat(fs->workfd, tmp, S_IFCHR | 0000,
-			       makedev(0, 0)) < 0 ? -errno : 0;
+		return link_whiteout(fs, tmp);
 	fd = strata_do_openat(fs->workfd, tmp, O_CREAT | O_EXCL | O_WRONLY,
 			      0000);
 	if (fd < 0)

@@ -260,6 +260,11 @@ int strata_resolve_in(struct strata_fs *fs,
 int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, struct strata_inode **out,
 		  struct stat *st);
+/* The same for a non-directory just created as @name in @dir's upper
+ * directory @udir (@fd open on it, or -1), without probing the stack. */
+int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
+			  const char *name, int udir, int fd,
+			  struct strata_inode **out, struct stat *st);
 
 /* readdir.c: merged directory snapshots */
 struct strata_raw_dirent {
@@ -390,9 +395,14 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err);
 void strata_fs_close(struct strata_fs *fs);
 
+struct fuse_session;
+/* loop.c: serve @se until it ends, with up to @max_threads threads, more
+ * than one only while requests wait.  0, or the receive error. */
+#define STRATA_MAX_THREADS 16
+int strata_loop_run(struct fuse_session *se, int max_threads);
+
 /* ops.c */
 struct fuse_lowlevel_ops;
-struct fuse_session;
 extern const struct fuse_lowlevel_ops strata_ops;
 void strata_ops_notify_start(struct strata_fs *fs, struct fuse_session *se);
 void strata_ops_notify_stop(struct strata_fs *fs);

@@ -264,11 +264,26 @@ static void test_whiteout_and_opaque_formats(void **state)
 	assert_int_equal(strata_whiteout_dir(fs, fs->layers[0].fd, "d"), 0);
 	assert_int_equal(strata_upper_state(fs->layers[0].fd, "d", &st),
 			 STRATA_UPPER_WHITEOUT);
-	/* nothing left behind in work */
+	/* nothing left behind in work but the shared whiteout, of which
+	 * the chardev whiteouts are links (as the kernel makes them) */
 	g_autofree char *w = ut_path("%s/work", fx->work);
 	g_autoptr(GDir) gd = g_dir_open(w, 0, NULL);
+	const char *left;
+
 	assert_non_null(gd);
-	assert_null(g_dir_read_name(gd));
+	while ((left = g_dir_read_name(gd)) != NULL)
+		assert_string_equal(left, "#whiteout");
+	if (fs->wh_format == STRATA_WH_CHARDEV) {
+		g_autofree char *shared = ut_path("%s/#whiteout", w);
+		struct stat sst;
+
+		UT_CHECK(lstat(shared, &sst) == 0);
+		assert_true(strata_is_chardev_whiteout(&sst));
+		assert_int_equal(strata_upper_state(fs->layers[0].fd, "d", &st),
+				 STRATA_UPPER_WHITEOUT);
+		assert_int_equal(st.st_ino, sst.st_ino);
+		assert_true(sst.st_nlink >= 3); /* itself, f and d */
+	}
 }
 
 static void test_copy_up_file(void **state)
