@@ -47,7 +47,7 @@ static void usage(FILE *out)
 "                   keep owner and mode in {security,user}.containers.\n"
 "                   override_stat (for a daemon that cannot chown)\n"
 "  threaded=0|1     multithreaded request loop (default 1)\n"
-"  timeout=SECONDS  kernel entry/attribute cache timeout (default 1)\n"
+"  timeout=SECONDS  kernel entry/attribute cache timeout (default 86400)\n"
 "  writeback=0|1    kernel write cache (default 0)\n"
 "  redirect_dir=off, metacopy=off, index=off   accepted (only off)\n"
 "  context=LABEL    SELinux label (ignored where SELinux is off)\n"
@@ -200,12 +200,7 @@ static int run(struct strata_options *o)
 
 	strata_ops_notify_start(&fs, se);
 	if (o->threaded) {
-		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-
-		fuse_loop_cfg_set_clone_fd(cfg, 0);
-		fuse_loop_cfg_set_max_threads(cfg, 16);
-		r = fuse_session_loop_mt(se, cfg);
-		fuse_loop_cfg_destroy(cfg);
+		r = strata_loop_run(se, STRATA_MAX_THREADS);
 	} else {
 		r = fuse_session_loop(se);
 	}

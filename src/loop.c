@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The request loop: one thread while requests come one at a time, more
+ * while they wait.
+ *
+ * libfuse's multithreaded loop keeps every worker blocked in read() on
+ * /dev/fuse, and the kernel hands each request to the worker that has
+ * waited longest, so a serial workload (ls -l, a build's stat storm, tar)
+ * wakes a different, cache-cold thread for every request: measured here,
+ * twice the daemon's CPU time per lookup of a single-threaded loop.  A
+ * single thread, though, serializes everything behind one slow request
+ * (a copy-up, a cold read, a blocking lock).
+ *
+ * So threads take turns as "readers" (blocked in receive, or serving a
+ * request they received), and:
+ *   - a reader serves quick requests (lookup, getattr, getxattr,
+ *     readdir from a snapshot, forget, ...) itself, then reads again: the
+ *     serial case costs what the single-threaded loop costs;
+ *   - before serving a request that may take long (data, namespace
+ *     changes that may copy up, fsync, locks that wait, opendir), a lone
+ *     reader makes sure another thread is reading, so the next request
+ *     does not wait for this one;
+ *   - a watcher (the thread that called strata_loop_run) looks every
+ *     2 ms while requests flow: requests pending, no thread blocked in
+ *     receive and none received since the last look mean the readers
+ *     are all stuck, and it adds one (a quick request that turned slow,
+ *     say a lookup on a cold disk);
+ *   - a reader that finds others reading and nothing pending leaves the
+ *     role and sleeps until it is needed.
+ * At most max_threads threads exist; idle ones stay, as in libfuse.
+ *
+ * A thread that must stay alert to be woken for the reader role waits on
+ * lp->cond; "roles" counts readers, including those being woken.
+ */
+#include <linux/fuse.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fuse_lowlevel.h>
+
+#include "stratafs/stratafs.h"
+
+#define WATCH_TICK_US 2000	/* while requests flow */
+#define WATCH_IDLE_US 200000	/* while nothing happens */
+#define ACTIVE_US 1000000	/* "requests flow": one in the last second */
+
+struct strata_loop {
+	struct fuse_session *se;
+	int fd;
+	int max_threads;
+	sigset_t block; /* the exit signals, left to the watcher */
+
+	GMutex lock;
+	GCond cond;	  /* idle threads wait for the reader role */
+	GCond tick;	  /* the watcher's timer */
+	pthread_t *threads; /* nthreads of them, protected by lock */
+	int nthreads;
+	int idle;	  /* waiting on cond, protected by lock */
+	int wake;	  /* reader roles handed to idle threads, by lock */
+	bool exiting;	  /* protected by lock */
+	int error;	  /* first receive error, by lock */
+
+	int readers;	  /* atomic: threads holding the reader role */
+	int blocked;	  /* atomic: threads inside receive */
+	int64_t last_req; /* atomic: monotonic time of the last request */
+	uint64_t nreq;	  /* atomic: requests received */
+};
+
+/* A request that may take long: before serving it, a lone reader makes
+ * sure someone else reads. */
+static bool may_block(const struct fuse_buf *buf)
+{
+	const struct fuse_in_header *in;
+
+	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(*in))
+		return true; /* spliced: a large write */
+	in = buf->mem;
+	switch (in->opcode) {
+	case FUSE_LOOKUP:
+	case FUSE_FORGET:
+	case FUSE_BATCH_FORGET:
+	case FUSE_GETATTR:
+	case FUSE_READLINK:
+	case FUSE_GETXATTR:
+	case FUSE_LISTXATTR:
+	case FUSE_ACCESS:
+	case FUSE_STATFS:
+	case FUSE_FLUSH:
+	case FUSE_RELEASE:
+	case FUSE_RELEASEDIR:
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+	case FUSE_LSEEK:
+	case FUSE_GETLK:
+	case FUSE_INTERRUPT:
+	case FUSE_INIT:
+	case FUSE_DESTROY:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static bool pending(struct strata_loop *lp)
+{
+	struct pollfd p = { .fd = lp->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void *worker(void *data);
+
+/* Give the reader role to an idle thread, or to a new one.  Called with
+ * lp->lock held; the role is counted before the thread wakes. */
+static void add_reader_locked(struct strata_loop *lp)
+{
+	sigset_t old;
+	int r;
+
+	if (lp->exiting)
+		return;
+	if (lp->idle > lp->wake) {
+		lp->wake++;
+		__atomic_add_fetch(&lp->readers, 1, __ATOMIC_SEQ_CST);
+		g_cond_signal(&lp->cond);
+		return;
+	}
+	if (lp->nthreads >= lp->max_threads)
+		return;
+	__atomic_add_fetch(&lp->readers, 1, __ATOMIC_SEQ_CST);
+	pthread_sigmask(SIG_BLOCK, &lp->block, &old);
+	r = pthread_create(&lp->threads[lp->nthreads], NULL, worker, lp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		__atomic_sub_fetch(&lp->readers, 1, __ATOMIC_SEQ_CST);
+		strata_warn("cannot start a worker thread: %s", g_strerror(r));
+		return;
+	}
+	lp->nthreads++;
+}
+
+static void add_reader(struct strata_loop *lp)
+{
+	g_mutex_lock(&lp->lock);
+	add_reader_locked(lp);
+	g_mutex_unlock(&lp->lock);
+}
+
+/* Leave the reader role (surplus) and sleep until handed it again.
+ * Returns false when the loop ends. */
+static bool rest(struct strata_loop *lp)
+{
+	bool go;
+
+	g_mutex_lock(&lp->lock);
+	__atomic_sub_fetch(&lp->readers, 1, __ATOMIC_SEQ_CST);
+	lp->idle++;
+	while (!lp->exiting && lp->wake == 0)
+		g_cond_wait(&lp->cond, &lp->lock);
+	lp->idle--;
+	go = !lp->exiting;
+	if (lp->wake > 0)
+		lp->wake--;
+	g_mutex_unlock(&lp->lock);
+	return go;
+}
+
+static void end_loop(struct strata_loop *lp, int err)
+{
+	g_mutex_lock(&lp->lock);
+	if (!lp->exiting && err < 0 && err != -ENODEV)
+		lp->error = err;
+	lp->exiting = true;
+	g_cond_broadcast(&lp->cond);
+	g_cond_signal(&lp->tick);
+	g_mutex_unlock(&lp->lock);
+	fuse_session_exit(lp->se);
+}
+
+static void free_buf(void *p)
+{
+	free(((struct fuse_buf *)p)->mem);
+}
+
+static void *worker(void *data)
+{
+	struct strata_loop *lp = data;
+	struct fuse_buf buf;
+	int r;
+
+	/* cancelled (at the end) only while blocked in receive */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	memset(&buf, 0, sizeof(buf));
+	pthread_cleanup_push(free_buf, &buf);
+	for (;;) {
+		if (fuse_session_exited(lp->se))
+			break;
+		__atomic_add_fetch(&lp->blocked, 1, __ATOMIC_SEQ_CST);
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		r = fuse_session_receive_buf(lp->se, &buf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		__atomic_sub_fetch(&lp->blocked, 1, __ATOMIC_SEQ_CST);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r <= 0) {
+			end_loop(lp, r);
+			break;
+		}
+		__atomic_store_n(&lp->last_req, g_get_monotonic_time(),
+				 __ATOMIC_RELAXED);
+		__atomic_add_fetch(&lp->nreq, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&lp->readers, __ATOMIC_SEQ_CST) == 1 &&
+		    may_block(&buf))
+			add_reader(lp);
+		fuse_session_process_buf(lp->se, &buf);
+		if (__atomic_load_n(&lp->readers, __ATOMIC_SEQ_CST) > 1 &&
+		    !pending(lp) && !rest(lp))
+			break;
+	}
+	pthread_cleanup_pop(1);
+	return NULL;
+}
+
+int strata_loop_run(struct fuse_session *se, int max_threads)
+{
+	struct strata_loop lp;
+	uint64_t seen = 0;
+	int n;
+
+	memset(&lp, 0, sizeof(lp));
+	lp.se = se;
+	lp.fd = fuse_session_fd(se);
+	lp.max_threads = max_threads > 0 ? max_threads : 1;
+	lp.threads = g_new0(pthread_t, lp.max_threads);
+	g_mutex_init(&lp.lock);
+	g_cond_init(&lp.cond);
+	g_cond_init(&lp.tick);
+	sigemptyset(&lp.block);
+	sigaddset(&lp.block, SIGTERM);
+	sigaddset(&lp.block, SIGINT);
+	sigaddset(&lp.block, SIGHUP);
+	sigaddset(&lp.block, SIGQUIT);
+
+	g_mutex_lock(&lp.lock);
+	add_reader_locked(&lp);
+	while (!lp.exiting && !fuse_session_exited(se)) {
+		gint64 now = g_get_monotonic_time();
+		bool active = now - __atomic_load_n(&lp.last_req,
+						    __ATOMIC_RELAXED) <
+			      ACTIVE_US;
+
+		g_cond_wait_until(&lp.tick, &lp.lock,
+				  now + (active ? WATCH_TICK_US
+						: WATCH_IDLE_US));
+		/* requests wait, nobody reads and none was taken since the
+		 * last tick: all readers are stuck on slow requests */
+		if (active && !lp.exiting &&
+		    __atomic_load_n(&lp.blocked, __ATOMIC_SEQ_CST) == 0 &&
+		    __atomic_load_n(&lp.nreq, __ATOMIC_RELAXED) == seen &&
+		    pending(&lp))
+			add_reader_locked(&lp);
+		seen = __atomic_load_n(&lp.nreq, __ATOMIC_RELAXED);
+	}
+	lp.exiting = true;
+	g_cond_broadcast(&lp.cond);
+	n = lp.nthreads;
+	g_mutex_unlock(&lp.lock);
+
+	/* threads blocked in receive leave by cancellation, the others
+	 * see exiting; no thread is started any more */
+	for (int i = 0; i < n; i++)
+		pthread_cancel(lp.threads[i]);
+	for (int i = 0; i < n; i++)
+		pthread_join(lp.threads[i], NULL);
+	g_free(lp.threads);
+	g_cond_clear(&lp.cond);
+	g_cond_clear(&lp.tick);
+	g_mutex_clear(&lp.lock);
+	return lp.error;
+}
