@@ -182,6 +182,38 @@ static void check_parse(const char *list)
 	strata_options_clear(&o);
 }
 
+/* The NUL-separated pieces of the input as argv[1...]. */
+static void check_argv(const uint8_t *data, size_t size)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+	const char *end = (const char *)data + size;
+	struct strata_options o;
+	g_autofree char *err = NULL;
+	int r;
+
+	g_ptr_array_add(argv, g_strdup("stratafs"));
+	for (const char *p = (const char *)data; p < end && argv->len < 32;) {
+		size_t len = strnlen(p, end - p);
+
+		g_ptr_array_add(argv, g_strndup(p, len));
+		p += len + 1;
+	}
+	strata_options_init(&o);
+	r = strata_options_parse(&o, (int)argv->len, (char **)argv->pdata,
+				 &err);
+	FUZZ_CHECK((r < 0) == (err != NULL), "argv: r=%d err=%s", r, err);
+	if (r == 0) {
+		check_accepted(&o);
+		if (!o.help && !o.version) {
+			FUZZ_CHECK(o.lowerdirs->len > 0 && o.mountpoint,
+				   "accepted without lowerdir or mount point");
+			FUZZ_CHECK(!o.upperdir == !o.workdir,
+				   "upperdir without workdir or back");
+		}
+	}
+	strata_options_clear(&o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct strata_options o;
@@ -192,6 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_optlist(first);
 	check_lowerdir(first);
 	check_parse(first);
+	check_argv(data, size);
 
 	/* every NUL-separated list, in order, on one struct */
 	strata_options_init(&o);
