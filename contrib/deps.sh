@@ -9,6 +9,9 @@ PACKAGES=(
 	python3 attr util-linux procps mount strace
 	podman runc conmon uidmap slirp4netns busybox-static
 )
+# libFuzzer targets (contrib/fuzz.sh): clang 14 and its runtimes
+# (libclang_rt.fuzzer, asan, ubsan)
+PACKAGES+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

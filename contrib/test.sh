@@ -28,6 +28,29 @@ for line in open(sys.argv[1]):
 print(p, f, s)
 PY
 )
+# libFuzzer: a short run of each target over its seed corpus, in its own
+# clang build (build-fuzz); each target counts as one test.
+fuzzlog=build-fuzz/meson-logs/testlog.json
+rm -f "$fuzzlog"
+bash contrib/fuzz.sh || rc=1
+if [ -f "$fuzzlog" ]; then
+	read -r fp ff < <(python3 - "$fuzzlog" <<'PY'
+import json, sys
+p = f = 0
+for line in open(sys.argv[1]):
+    if json.loads(line)["result"] == "OK":
+        p += 1
+    else:
+        f += 1
+print(p, f)
+PY
+	)
+	passed=$((passed + fp)) failed=$((failed + ff))
+else
+	echo "contrib/fuzz.sh: no fuzz run (build failed?)"
+	failed=$((failed + 1))
+fi
+
 if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ] && [ "$skipped" -gt 0 ]; then
 	echo "$skipped test(s) skipped although running as root with /dev/fuse"
 	failed=$((failed + skipped))

@@ -116,7 +116,9 @@ static int set_timeout(struct strata_options *o, const struct opt_def *d,
 
 	errno = 0;
 	t = g_ascii_strtod(value, &end);
-	if (errno || end == value || *end != '\0' || t < 0 || t > 1e9) {
+	/* written so that NaN fails too: libfuse turns the timeout into
+	 * whole seconds with a plain cast, undefined for NaN */
+	if (errno || end == value || *end != '\0' || !(t >= 0 && t <= 1e9)) {
 		*err = g_strdup_printf("option timeout: bad value '%s' "
 				       "(seconds, >= 0)", value);
 		return -EINVAL;

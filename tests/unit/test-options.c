@@ -570,6 +570,8 @@ static const struct err_case err_cases[] = {
 	{ { "-o", "lowerdir=/l,timeout=abc", "/m" }, { "timeout", "abc" } },
 	{ { "-o", "lowerdir=/l,timeout=-1", "/m" }, { "timeout", "-1" } },
 	{ { "-o", "lowerdir=/l,timeout=1s", "/m" }, { "timeout", "1s" } },
+	/* found by tests/fuzz/fuzz-options: NaN passed the range check */
+	{ { "-o", "lowerdir=/l,timeout=nan", "/m" }, { "timeout", "nan" } },
 	{ { "-o", "lowerdir=/l,fsname=", "/m" }, { "fsname", "empty" } },
 	{ { "-x", "-o", "lowerdir=/l", "/m" }, { "'-x'" } },
 	{ { "--frob", "-o", "lowerdir=/l", "/m" }, { "'--frob'" } },
