@@ -161,6 +161,12 @@ class Ftrace:
             self.mounted = base
         self.inst = os.path.join(base, "instances", f"stratafs-dur-{os.getpid()}")
         os.mkdir(self.inst)
+        # only the filesystem of the uppers, in a buffer of our own that
+        # other fsyncs on the machine cannot overrun
+        dev = os.stat(top).st_dev
+        self.write("buffer_size_kb", "1024")
+        self.write("events/ext4/ext4_sync_file_enter/filter",
+                   f"dev == {(os.major(dev) << 20) | os.minor(dev)}")
         self.write("events/ext4/ext4_sync_file_enter/enable", "1")
 
     def write(self, rel, val):
