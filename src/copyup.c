@@ -12,6 +12,9 @@
  *      clears setuid), then xattrs (writing data or chown would drop
  *      security.capability), then the st_ino it keeps, then times;
  *   3. it is published with one rename into the upper parent.
+ * With fsync=1 a regular file's data is fsync'd before the rename (as the
+ * kernel overlayfs does unless volatile), and the user's first fsync of
+ * the object syncs the upper parents its copy-up renamed into (file.c).
  * A crash at any point leaves either no copy (the lower object shows) or
  * the complete copy; the work directory is emptied at the next mount.
  * The upper parent's times are put back after the rename, as the kernel
@@ -287,6 +290,11 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 					       O_RDONLY | O_NOFOLLOW, 0);
 			r = src < 0 ? src : strata_copy_data(src, dst,
 							     st->st_size);
+			/* as the kernel does unless volatile: the data is on
+			 * disk before the rename publishes the copy, or a
+			 * crash could leave a published file without it */
+			if (r == 0 && fs->fsync && fsync(dst) < 0)
+				r = -errno;
 		}
 		break;
 	}
@@ -460,6 +468,13 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 		r = strata_inode_now_upper(fs, in, pstack->e[0].fd, name);
 	else
 		strata_remove_tree(fs->workfd, tmp);
+	if (r == 0 && fs->fsync) {
+		/* the rename is durable once the parent is synced: at the
+		 * user's fsync (file.c), not here, where nobody asked */
+		g_mutex_lock(&in->lock);
+		in->entry_unsynced = true;
+		g_mutex_unlock(&in->lock);
+	}
 	g_rw_lock_writer_unlock(&parent->ns_lock);
 	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1)
 		take_own_ino(fs, in);

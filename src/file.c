@@ -200,25 +200,12 @@ void strata_file_release(struct strata_fs *fs, struct strata_file *f)
 	g_free(f);
 }
 
-int strata_fsync(struct strata_fs *fs, struct strata_file *f, bool datasync)
+/* fsync the upper directory of @dir, if it has one. */
+static int fsync_upper_dir(struct strata_inode *dir, bool datasync)
 {
-	int r;
-
-	if (!fs->fsync)
-		return 0;
-	r = datasync ? fdatasync(f->fd) : fsync(f->fd);
-	return r < 0 ? -errno : 0;
-}
-
-int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
-		    bool datasync)
-{
-	struct strata_stack *s;
+	struct strata_stack *s = strata_inode_stack(dir);
 	int fd, r = 0;
 
-	if (!fs->fsync || !fs->has_upper)
-		return 0;
-	s = strata_inode_stack(in);
 	if (s->e[0].layer == 0) {
 		fd = strata_do_openat(s->e[0].fd, ".", O_RDONLY | O_DIRECTORY,
 				      0);
@@ -232,4 +219,64 @@ int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
 	}
 	strata_stack_unref(s);
 	return r;
+}
+
+/*
+ * A copy-up publishes its object by a rename into the upper parent, and
+ * the parents copied up with it likewise: the user who fsyncs the object
+ * expects it to survive a crash, the name included, so the first fsync
+ * syncs each upper parent such a rename went into (once; entry_unsynced).
+ */
+static int sync_published(struct strata_fs *fs, struct strata_inode *in)
+{
+	struct strata_inode *cur = in, *parent;
+	bool pending;
+	int r = 0;
+
+	strata_inode_ref(cur, 1);
+	for (;;) {
+		g_mutex_lock(&cur->lock);
+		pending = cur->entry_unsynced;
+		parent = cur->parent;
+		if (pending && parent)
+			strata_inode_ref(parent, 1);
+		g_mutex_unlock(&cur->lock);
+		if (!pending || !parent)
+			break;
+		r = fsync_upper_dir(parent, false);
+		if (r == 0) {
+			g_mutex_lock(&cur->lock);
+			cur->entry_unsynced = false;
+			g_mutex_unlock(&cur->lock);
+		}
+		strata_inode_unref(fs, cur, 1);
+		cur = parent;
+		if (r < 0)
+			break;
+	}
+	strata_inode_unref(fs, cur, 1);
+	return r;
+}
+
+int strata_fsync(struct strata_fs *fs, struct strata_file *f, bool datasync)
+{
+	int r;
+
+	if (!fs->fsync)
+		return 0;
+	r = datasync ? fdatasync(f->fd) : fsync(f->fd);
+	if (r < 0)
+		return -errno;
+	return sync_published(fs, f->in);
+}
+
+int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
+		    bool datasync)
+{
+	int r;
+
+	if (!fs->fsync || !fs->has_upper)
+		return 0;
+	r = fsync_upper_dir(in, datasync);
+	return r < 0 ? r : sync_published(fs, in);
 }

@@ -110,6 +110,11 @@ struct strata_inode {
 	/* bumped by each copy-up, so read-only handles opened before it
 	 * switch to the copy (protected by lock) */
 	uint32_t gen;
+	/* published by a copy-up whose rename into the upper parent no
+	 * fsync has covered yet: the next fsync through this object, or
+	 * through a directory below it, syncs that parent (protected by lock;
+	 * only with fsync=1) */
+	bool entry_unsynced;
 
 	/* Serializes copy-up of this inode; taken without any other inode
 	 * lock held (parents are copied up first, each under its own). */
