@@ -300,35 +300,66 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* An open directory: its listing as of the opendir, or of the last read
+ * from offset 0 (a rewinddir, or the kernel refilling its cache after a
+ * change made through the mount, must see the directory as it is now). */
+struct dirhandle {
+	struct strata_dirsnap *snap;
+	bool read; /* a readdir was served from snap */
+};
+
+static void dirhandle_free(struct dirhandle *h)
+{
+	strata_dirsnap_free(h->snap);
+	g_free(h);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct strata_fs *fs = req_fs(req);
-	struct strata_dirsnap *snap = NULL;
-	int r = strata_readdir_snapshot(fs, node(fs, ino), &snap);
+	struct dirhandle *h = g_new0(struct dirhandle, 1);
+	int r = strata_readdir_snapshot(fs, node(fs, ino), &h->snap);
 
 	if (r < 0) {
+		g_free(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)snap;
+	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Listings change only through this mount, and the kernel drops
 	 * its cached listing of a directory changed through it: let it
 	 * cache them. */
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0)
-		strata_dirsnap_free(snap);
+		dirhandle_free(h);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct strata_fs *fs = req_fs(req);
-	struct strata_dirsnap *snap = (void *)(uintptr_t)fi->fh;
+	struct dirhandle *h = (void *)(uintptr_t)fi->fh;
 	struct strata_inode *dir = node(fs, ino);
-	g_autofree char *buf = g_malloc(size);
+	struct strata_dirsnap *snap;
+	g_autofree char *buf = NULL;
 	size_t used = 0;
+
+	if (off == 0 && h->read) {
+		struct strata_dirsnap *fresh = NULL;
+		int r = strata_readdir_snapshot(fs, dir, &fresh);
+
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		strata_dirsnap_free(h->snap);
+		h->snap = fresh;
+	}
+	h->read = true;
+	snap = h->snap;
+	buf = g_malloc(size);
 
 	for (size_t i = off; i < snap->ents->len; i++) {
 		struct strata_dirent *d =
@@ -391,7 +422,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	strata_dirsnap_free((void *)(uintptr_t)fi->fh);
+	dirhandle_free((void *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
