@@ -370,26 +370,37 @@ static int open_workdir(struct strata_fs *fs, const char *path,
 	return 0;
 }
 
-/* The upper and workdir must not sit inside a lower, the mount point, or
- * each other: the daemon would see its own writes through a layer. */
-static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
-			 char **err)
+/*
+ * Where the layers, the workdir and the mount point may sit, from their
+ * canonical paths (any of @upper, @work, @mnt may be NULL):
+ *   - the upper and the workdir must not overlap a lower or each other:
+ *     the daemon would see its own writes through a layer (the kernel
+ *     refuses a lower inside the upper or workdir; we also refuse the
+ *     reverse, which it takes);
+ *   - the mount point must not be strictly inside a layer or the workdir:
+ *     a lookup of its name in that layer would enter our own mount and
+ *     wait for ourselves for ever.  Mounting over a layer itself is fine
+ *     (the daemon holds the layer's descriptor from before the mount, as
+ *     `mount -t overlay -o lowerdir=/usr,... /usr` relies on);
+ *   - the upper and the workdir must not be the mount point or inside it.
+ * Lowers nested in each other are allowed: they are only read.
+ * Returns 0, or -EINVAL with *err set to one line.
+ */
+int strata_check_layout(const char *upper, const char *work,
+			const char *const *lowers, uint32_t n,
+			const char *mnt, char **err)
 {
-	g_autofree char *work = realpath(o->workdir, NULL);
-	g_autofree char *mnt =
-		o->mountpoint ? realpath(o->mountpoint, NULL) : NULL;
-	const char *upper = fs->layers[0].path;
-
-	if (work && (path_within(work, upper) || path_within(upper, work))) {
+	if (upper && work &&
+	    (path_within(work, upper) || path_within(upper, work))) {
 		*err = g_strdup_printf("upperdir %s and workdir %s must be "
 				       "separate directories, neither inside "
 				       "the other", upper, work);
 		return -EINVAL;
 	}
-	for (uint32_t i = 1; i < fs->n_layers; i++) {
-		const char *l = fs->layers[i].path;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *l = lowers[i];
 
-		if (path_within(upper, l) || path_within(l, upper)) {
+		if (upper && (path_within(upper, l) || path_within(l, upper))) {
 			*err = g_strdup_printf("upperdir %s and lowerdir %s "
 					       "overlap", upper, l);
 			return -EINVAL;
@@ -399,14 +410,52 @@ static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
 					       "%s", work, l);
 			return -EINVAL;
 		}
+		if (work && path_within(l, work)) {
+			*err = g_strdup_printf("lowerdir %s is inside workdir "
+					       "%s", l, work);
+			return -EINVAL;
+		}
+		if (mnt && path_within(mnt, l) && strcmp(mnt, l) != 0) {
+			*err = g_strdup_printf("mount point %s is inside "
+					       "lowerdir %s", mnt, l);
+			return -EINVAL;
+		}
 	}
-	if (mnt && (path_within(upper, mnt) ||
-		    (work && path_within(work, mnt)))) {
+	if (mnt && upper && path_within(mnt, upper) && strcmp(mnt, upper) != 0) {
+		*err = g_strdup_printf("mount point %s is inside upperdir %s",
+				       mnt, upper);
+		return -EINVAL;
+	}
+	if (mnt && work && path_within(mnt, work) && strcmp(mnt, work) != 0) {
+		*err = g_strdup_printf("mount point %s is inside workdir %s",
+				       mnt, work);
+		return -EINVAL;
+	}
+	if (mnt && upper && (path_within(upper, mnt) ||
+			     (work && path_within(work, mnt)))) {
 		*err = g_strdup_printf("upperdir %s or workdir %s is inside "
 				       "the mount point %s", upper, work, mnt);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
+			 char **err)
+{
+	g_autofree char *work =
+		o->upperdir && o->workdir ? realpath(o->workdir, NULL) : NULL;
+	g_autofree char *mnt =
+		o->mountpoint ? realpath(o->mountpoint, NULL) : NULL;
+	g_autofree const char **lowers =
+		g_new(const char *, fs->n_layers ? fs->n_layers : 1);
+	uint32_t base = fs->has_upper ? 1 : 0;
+
+	for (uint32_t i = base; i < fs->n_layers; i++)
+		lowers[i - base] = fs->layers[i].path;
+	return strata_check_layout(fs->has_upper ? fs->layers[0].path : NULL,
+				   work, lowers, fs->n_layers - base, mnt,
+				   err);
 }
 
 /* The id the kernel shows for an unmapped owner. */
@@ -476,10 +525,10 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		if (r < 0)
 			return r;
 	}
+	r = check_nesting(fs, o, err);
+	if (r < 0)
+		return r;
 	if (o->upperdir) {
-		r = check_nesting(fs, o, err);
-		if (r < 0)
-			return r;
 		r = open_workdir(fs, o->workdir, err);
 		if (r < 0)
 			return r;
