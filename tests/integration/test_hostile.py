@@ -782,6 +782,31 @@ def run_markers():
              "\n".join(ed[:60]))
         t.ok(alive and exited, f"markers ({ns}.*): daemon alive, exited cleanly")
 
+        # the same layers under a writable union: copy-up, delete and
+        # create next to each bogus marker; results and the upper written
+        # compared with the kernel's
+        res, ups = {}, {}
+        for side in ("k", "s"):
+            U, W = mk(f"markers-{ns}/up-{side}"), mk(f"markers-{ns}/wk-{side}")
+            M = mk(f"markers-{ns}/mnt-{side}")
+            (kernel_mount if side == "k" else strata_mount)(
+                M, lowers, U, W, extra=kextra if side == "k" else "")
+            try:
+                res[side] = marker_writes(M, lowers)
+                alive = side == "k" or mount_answers(M)
+            finally:
+                exited = strata_umount(M) if side == "s" else (unmount(M) or True)
+            ups[side] = upper_names(U)
+        ed = [f"{a[0]} {a[1]}: kernel={a[2]!r:.80} stratafs={b[2]!r:.80}"
+              for a, b in zip(res["k"], res["s"])
+              if a != b and not a[0].startswith(("metacopy-", "redirect-"))]
+        ud = sorted(set(ups["k"].items()) ^ set(ups["s"].items()))
+        ud = [x for x in ud if not x[0].startswith(("metacopy-", "redirect-"))]
+        t.ok(not ed and not ud and alive and exited,
+             f"markers ({ns}.*), writable: {len(res['s'])} writes next to bogus "
+             f"markers give the kernel's results and upper",
+             "\n".join(ed[:30] + [f"upper differs: {x}" for x in ud[:30]]))
+
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
                     mk("markers-aufs")], check=True)
     lowers, nov = build_aufs_and_override("markers-aufs")
@@ -813,6 +838,46 @@ def run_markers():
              f"{', ' + opt if opt else ''}): a clean view, types kept, no crash",
              f"errors={bad} odd={odd} listed={hid} whd/whsym={gone} opqdir={opq} "
              f"alive={alive} exited={exited}")
+
+
+def marker_writes(M, lowers):
+    """chmod (copy-up), append, unlink, re-create and mkdir for each name of
+    the top layer; (name, op, result)."""
+    out = []
+    for n in sorted(os.listdir(lowers[0])):
+        p = os.path.join(M, n)
+        for op, fn, a in (("chmod", os.chmod, (p, 0o700)),
+                          ("append", write_file, (p, b"+")),
+                          ("create-under", write_file, (os.path.join(p, "nf"), b"n",
+                                                        os.O_WRONLY | os.O_CREAT)),
+                          ("listdir", os.listdir, (p,)),
+                          ("unlink", os.unlink, (p,)),
+                          ("empty", empty_dir, (p,)),
+                          ("rmdir", os.rmdir, (p,)),
+                          ("lstat", os.lstat, (p,)),
+                          ("mkdir", os.mkdir, (p,)),
+                          ("listdir-new", os.listdir, (p,))):
+            out.append([n, op, attempt(fn, *a)])
+    return out
+
+
+def empty_dir(p):
+    """unlink each listed name in sorted order (readdir order differs
+    between the two mounts); the results."""
+    return [[n, attempt(os.unlink, os.path.join(p, n))] for n in sorted(os.listdir(p))]
+
+
+def upper_names(U):
+    """name -> type of what the upper holds (0/0 devices as 'wh')."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(U):
+        for n in dirnames + filenames:
+            q = os.path.join(dirpath, n)
+            st = os.lstat(q)
+            ty = "wh" if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 else \
+                stat.S_IFMT(st.st_mode)
+            out[os.path.relpath(q, U)] = ty
+    return out
 
 
 def probe_names(M, lowers):
