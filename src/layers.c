@@ -440,6 +440,53 @@ int strata_check_layout(const char *upper, const char *work,
 	return 0;
 }
 
+/*
+ * The same rule by identity: a layer bind-mounted elsewhere is an ancestor
+ * of a mount point under the bind mount's path, which no path comparison
+ * sees (and where mounts propagate, our mount then appears inside the
+ * layer itself).  Walks ".." from the mount point up to the root and
+ * compares each directory with the layers' roots.
+ */
+static int check_mount_ancestors(struct strata_fs *fs, const char *mnt,
+				 char **err)
+{
+	struct stat cur, prev;
+	int fd = strata_do_openat(AT_FDCWD, mnt, O_PATH | O_DIRECTORY, 0);
+	int r = 0;
+
+	if (fd < 0 || fstat(fd, &prev) < 0)
+		goto out; /* the mount itself will report it */
+	for (int depth = 0; depth < 4096 && r == 0; depth++) {
+		int up = strata_do_openat(fd, "..", O_PATH | O_DIRECTORY, 0);
+
+		close(fd);
+		fd = up;
+		if (fd < 0 || fstat(fd, &cur) < 0)
+			break;
+		if (cur.st_dev == prev.st_dev && cur.st_ino == prev.st_ino)
+			break; /* "/" is its own parent */
+		for (uint32_t i = 0; i < fs->n_layers; i++) {
+			struct stat lst;
+
+			if (fstat(fs->layers[i].fd, &lst) < 0 ||
+			    lst.st_dev != cur.st_dev || lst.st_ino != cur.st_ino)
+				continue;
+			*err = g_strdup_printf(
+				"mount point %s is inside %s %s (reached "
+				"through another path)", mnt,
+				fs->layers[i].upper ? "upperdir" : "lowerdir",
+				fs->layers[i].path);
+			r = -EINVAL;
+			break;
+		}
+		prev = cur;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
 			 char **err)
 {
@@ -453,9 +500,13 @@ static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
 
 	for (uint32_t i = base; i < fs->n_layers; i++)
 		lowers[i - base] = fs->layers[i].path;
-	return strata_check_layout(fs->has_upper ? fs->layers[0].path : NULL,
-				   work, lowers, fs->n_layers - base, mnt,
-				   err);
+	int r = strata_check_layout(fs->has_upper ? fs->layers[0].path : NULL,
+				    work, lowers, fs->n_layers - base, mnt,
+				    err);
+
+	if (r == 0 && mnt)
+		r = check_mount_ancestors(fs, mnt, err);
+	return r;
 }
 
 /* The id the kernel shows for an unmapped owner. */

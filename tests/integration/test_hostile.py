@@ -935,6 +935,14 @@ def run_layout():
         ("upper is the mount point",
          f"lowerdir={L},upperdir={M},workdir={W}", M, "mount point"),
     ]
+    # the lower under another name: a bind mount of it
+    alias = mk("layout/alias")
+    subprocess.run(["mount", "--bind", L, alias], check=True)
+    cases.append(("mount point inside a bind mount of the lower",
+                  f"lowerdir={L}", f"{alias}/m", "through another path"))
+    cases.append(("mount point inside a bind mount of the upper",
+                  f"lowerdir={M},upperdir={L},workdir={W}", f"{alias}/m",
+                  "through another path"))
     for name, opts, mnt, needle in cases:
         try:
             r = subprocess.run([S, "-o", opts, mnt], capture_output=True, text=True,
@@ -957,6 +965,7 @@ def run_layout():
         if r.returncode == 0:
             subprocess.run(["umount", mnt])
     print("# the kernel overlayfs on the same layouts: " + "; ".join(kern), flush=True)
+    unmount(alias)
     # mounting over a layer itself works (the daemon holds it from before)
     ok = False
     try:
