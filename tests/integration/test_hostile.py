@@ -379,7 +379,24 @@ def run_escape():
     build_outside("decoy-template", "decoy")
     results = {}
     layers = {side: build_escape_layers(side) for side in ("k", "s")}
+    # leftovers in stratafs's work dir that point outside: the cleanup at
+    # mount removes the links, never what they point to
+    sw = layers["s"][2]
+    mk("s/work/work/d")
+    os.symlink(out, f"{sw}/work/evil")
+    os.symlink(f"{out}/adir", f"{sw}/work/d/evil2")
+    os.link(f"{out}/uhard", f"{sw}/work/d/hard")
+    # a work dir whose work/ is a link out: refused, nothing touched
+    w2, u2, m2 = mk("s2/work"), mk("s2/upper"), mk("s2/mnt")
+    os.symlink(f"{out}/adir", f"{w2}/work")
     before = snapshot(out)
+    r = subprocess.run([S, "-o", f"lowerdir={layers['s'][0]},upperdir={u2},workdir={w2}", m2],
+                       capture_output=True, text=True, timeout=60)
+    mounted = is_mounted(m2)
+    unmount(m2)
+    t.ok(r.returncode == 1 and not mounted and len(r.stderr.splitlines()) == 1,
+         "escape: a workdir whose work/ is a symlink out is refused",
+         f"rc={r.returncode} stderr={r.stderr!r}")
     for side in ("k", "s"):
         L, U, W, M = layers[side]
         shutil.rmtree(decoy, ignore_errors=True)
@@ -392,6 +409,7 @@ def run_escape():
             results[side] = in_namespace(out, decoy, escape_client, M)
             if side == "s":
                 results["s-alive"] = mount_answers(M)
+                results["s-work"] = sorted(os.listdir(os.path.join(W, "work")))
         finally:
             if side == "s":
                 results["s-exit"] = strata_umount(M)
@@ -416,6 +434,8 @@ def run_escape():
     t.ok(not diffs and len(results["k"]) == len(results["s"]),
          f"escape: {len(results['s'])} operations give the kernel's results",
          "\n".join(diffs[:40]))
+    t.ok(results["s-work"] == [], "escape: links out left in the work dir "
+         "were removed at mount (their targets kept)", str(results["s-work"]))
     t.ok(results["s-alive"] and results["s-exit"],
          "escape: the daemon answered to the end and exited cleanly")
     # the upper and lower after the run: the lower untouched, the upper
