@@ -486,6 +486,7 @@ NL = b"new\nline"
 BAD = b"bad\xff\xfe\x80utf8"
 LONG = b"L" * 255
 DEEP_COMP = b"d" * 200
+LONGLINK = b"x/" * 2047 + b"y"          # a 4095-byte symlink target
 
 
 def build_names(side):
@@ -496,6 +497,7 @@ def build_names(side):
     for n in (NL, BAD, LONG, b"keep" + NL, b"del" + BAD, b"ren" + BAD[:200]):
         with open(L + b"/" + n, "wb") as f:
             f.write(b"content of " + n)
+    os.symlink(LONGLINK, L + b"/longlink")
     os.makedirs(L + b"/dir" + NL + b"/" + BAD)
     with open(L + b"/dir" + NL + b"/" + BAD + b"/" + LONG, "wb") as f:
         f.write(b"nested\n")
@@ -527,6 +529,12 @@ def names_client(M):
         rec(f"lstat {n!r}", os.lstat, m + b"/" + n)
         rec(f"read {n!r}", read_file, m + b"/" + n)
         rec(f"append {n!r}", write_file, m + b"/" + n, b"+")     # copy-up
+    rec("readlink 4095", os.readlink, m + b"/longlink")
+    rec("lchown 4095 (copy-up)", os.chown, m + b"/longlink", 5, 5, follow_symlinks=False)
+    rec("readlink 4095 after", os.readlink, m + b"/longlink")
+    rec("symlink 4095 new", os.symlink, LONGLINK, m + b"/newlong")
+    rec("symlink 4096 new", os.symlink, LONGLINK + b"z", m + b"/newlong2")
+    rec("readlink 4095 new", os.readlink, m + b"/newlong")
     rec("rename bad->nl2", os.rename, m + b"/ren" + BAD[:200], m + b"/ren2" + NL)
     rec("unlink del", os.unlink, m + b"/del" + BAD)
     rec("lstat del", os.lstat, m + b"/del" + BAD)
