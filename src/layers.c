@@ -156,6 +156,12 @@ static bool path_within(const char *inner, const char *outer)
 	       (inner[n] == '\0' || inner[n] == '/');
 }
 
+/* ... and strictly below it */
+static bool path_below(const char *inner, const char *outer)
+{
+	return path_within(inner, outer) && strcmp(inner, outer) != 0;
+}
+
 static int remove_tree_at(int dirfd, const char *name, int depth);
 
 /* Remove everything inside the directory @fd (no symlink followed). */
@@ -415,18 +421,18 @@ int strata_check_layout(const char *upper, const char *work,
 					       "%s", l, work);
 			return -EINVAL;
 		}
-		if (mnt && path_within(mnt, l) && strcmp(mnt, l) != 0) {
+		if (mnt && path_below(mnt, l)) {
 			*err = g_strdup_printf("mount point %s is inside "
 					       "lowerdir %s", mnt, l);
 			return -EINVAL;
 		}
 	}
-	if (mnt && upper && path_within(mnt, upper) && strcmp(mnt, upper) != 0) {
+	if (mnt && upper && path_below(mnt, upper)) {
 		*err = g_strdup_printf("mount point %s is inside upperdir %s",
 				       mnt, upper);
 		return -EINVAL;
 	}
-	if (mnt && work && path_within(mnt, work) && strcmp(mnt, work) != 0) {
+	if (mnt && work && path_below(mnt, work)) {
 		*err = g_strdup_printf("mount point %s is inside workdir %s",
 				       mnt, work);
 		return -EINVAL;
@@ -469,7 +475,8 @@ static int check_mount_ancestors(struct strata_fs *fs, const char *mnt,
 			struct stat lst;
 
 			if (fstat(fs->layers[i].fd, &lst) < 0 ||
-			    lst.st_dev != cur.st_dev || lst.st_ino != cur.st_ino)
+			    lst.st_dev != cur.st_dev ||
+			    lst.st_ino != cur.st_ino)
 				continue;
 			*err = g_strdup_printf(
 				"mount point %s is inside %s %s (reached "
