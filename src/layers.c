@@ -156,6 +156,12 @@ static bool path_within(const char *inner, const char *outer)
 	       (inner[n] == '\0' || inner[n] == '/');
 }
 
+/* ... and strictly below it */
+static bool path_below(const char *inner, const char *outer)
+{
+	return path_within(inner, outer) && strcmp(inner, outer) != 0;
+}
+
 static int remove_tree_at(int dirfd, const char *name, int depth);
 
 /* Remove everything inside the directory @fd (no symlink followed). */
@@ -370,26 +376,37 @@ static int open_workdir(struct strata_fs *fs, const char *path,
 	return 0;
 }
 
-/* The upper and workdir must not sit inside a lower, the mount point, or
- * each other: the daemon would see its own writes through a layer. */
-static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
-			 char **err)
+/*
+ * Where the layers, the workdir and the mount point may sit, from their
+ * canonical paths (any of @upper, @work, @mnt may be NULL):
+ *   - the upper and the workdir must not overlap a lower or each other:
+ *     the daemon would see its own writes through a layer (the kernel
+ *     refuses a lower inside the upper or workdir; we also refuse the
+ *     reverse, which it takes);
+ *   - the mount point must not be strictly inside a layer or the workdir:
+ *     a lookup of its name in that layer would enter our own mount and
+ *     wait for ourselves for ever.  Mounting over a layer itself is fine
+ *     (the daemon holds the layer's descriptor from before the mount, as
+ *     `mount -t overlay -o lowerdir=/usr,... /usr` relies on);
+ *   - the upper and the workdir must not be the mount point or inside it.
+ * Lowers nested in each other are allowed: they are only read.
+ * Returns 0, or -EINVAL with *err set to one line.
+ */
+int strata_check_layout(const char *upper, const char *work,
+			const char *const *lowers, uint32_t n,
+			const char *mnt, char **err)
 {
-	g_autofree char *work = realpath(o->workdir, NULL);
-	g_autofree char *mnt =
-		o->mountpoint ? realpath(o->mountpoint, NULL) : NULL;
-	const char *upper = fs->layers[0].path;
-
-	if (work && (path_within(work, upper) || path_within(upper, work))) {
+	if (upper && work &&
+	    (path_within(work, upper) || path_within(upper, work))) {
 		*err = g_strdup_printf("upperdir %s and workdir %s must be "
 				       "separate directories, neither inside "
 				       "the other", upper, work);
 		return -EINVAL;
 	}
-	for (uint32_t i = 1; i < fs->n_layers; i++) {
-		const char *l = fs->layers[i].path;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *l = lowers[i];
 
-		if (path_within(upper, l) || path_within(l, upper)) {
+		if (upper && (path_within(upper, l) || path_within(l, upper))) {
 			*err = g_strdup_printf("upperdir %s and lowerdir %s "
 					       "overlap", upper, l);
 			return -EINVAL;
@@ -399,14 +416,104 @@ static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
 					       "%s", work, l);
 			return -EINVAL;
 		}
+		if (work && path_within(l, work)) {
+			*err = g_strdup_printf("lowerdir %s is inside workdir "
+					       "%s", l, work);
+			return -EINVAL;
+		}
+		if (mnt && path_below(mnt, l)) {
+			*err = g_strdup_printf("mount point %s is inside "
+					       "lowerdir %s", mnt, l);
+			return -EINVAL;
+		}
 	}
-	if (mnt && (path_within(upper, mnt) ||
-		    (work && path_within(work, mnt)))) {
+	if (mnt && upper && path_below(mnt, upper)) {
+		*err = g_strdup_printf("mount point %s is inside upperdir %s",
+				       mnt, upper);
+		return -EINVAL;
+	}
+	if (mnt && work && path_below(mnt, work)) {
+		*err = g_strdup_printf("mount point %s is inside workdir %s",
+				       mnt, work);
+		return -EINVAL;
+	}
+	if (mnt && upper && (path_within(upper, mnt) ||
+			     (work && path_within(work, mnt)))) {
 		*err = g_strdup_printf("upperdir %s or workdir %s is inside "
 				       "the mount point %s", upper, work, mnt);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * The same rule by identity: a layer bind-mounted elsewhere is an ancestor
+ * of a mount point under the bind mount's path, which no path comparison
+ * sees (and where mounts propagate, our mount then appears inside the
+ * layer itself).  Walks ".." from the mount point up to the root and
+ * compares each directory with the layers' roots.
+ */
+static int check_mount_ancestors(struct strata_fs *fs, const char *mnt,
+				 char **err)
+{
+	struct stat cur, prev;
+	int fd = strata_do_openat(AT_FDCWD, mnt, O_PATH | O_DIRECTORY, 0);
+	int r = 0;
+
+	if (fd < 0 || fstat(fd, &prev) < 0)
+		goto out; /* the mount itself will report it */
+	for (int depth = 0; depth < 4096 && r == 0; depth++) {
+		int up = strata_do_openat(fd, "..", O_PATH | O_DIRECTORY, 0);
+
+		close(fd);
+		fd = up;
+		if (fd < 0 || fstat(fd, &cur) < 0)
+			break;
+		if (cur.st_dev == prev.st_dev && cur.st_ino == prev.st_ino)
+			break; /* "/" is its own parent */
+		for (uint32_t i = 0; i < fs->n_layers; i++) {
+			struct stat lst;
+
+			if (fstat(fs->layers[i].fd, &lst) < 0 ||
+			    lst.st_dev != cur.st_dev ||
+			    lst.st_ino != cur.st_ino)
+				continue;
+			*err = g_strdup_printf(
+				"mount point %s is inside %s %s (reached "
+				"through another path)", mnt,
+				fs->layers[i].upper ? "upperdir" : "lowerdir",
+				fs->layers[i].path);
+			r = -EINVAL;
+			break;
+		}
+		prev = cur;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int check_nesting(struct strata_fs *fs, const struct strata_options *o,
+			 char **err)
+{
+	g_autofree char *work =
+		o->upperdir && o->workdir ? realpath(o->workdir, NULL) : NULL;
+	g_autofree char *mnt =
+		o->mountpoint ? realpath(o->mountpoint, NULL) : NULL;
+	g_autofree const char **lowers =
+		g_new(const char *, fs->n_layers ? fs->n_layers : 1);
+	uint32_t base = fs->has_upper ? 1 : 0;
+
+	for (uint32_t i = base; i < fs->n_layers; i++)
+		lowers[i - base] = fs->layers[i].path;
+	int r = strata_check_layout(fs->has_upper ? fs->layers[0].path : NULL,
+				    work, lowers, fs->n_layers - base, mnt,
+				    err);
+
+	if (r == 0 && mnt)
+		r = check_mount_ancestors(fs, mnt, err);
+	return r;
 }
 
 /* The id the kernel shows for an unmapped owner. */
@@ -476,10 +583,10 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		if (r < 0)
 			return r;
 	}
+	r = check_nesting(fs, o, err);
+	if (r < 0)
+		return r;
 	if (o->upperdir) {
-		r = check_nesting(fs, o, err);
-		if (r < 0)
-			return r;
 		r = open_workdir(fs, o->workdir, err);
 		if (r < 0)
 			return r;

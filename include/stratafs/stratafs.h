@@ -391,6 +391,10 @@ int strata_inode_now_upper(struct strata_fs *fs, struct strata_inode *in,
 
 /* layers.c: open the layer stack */
 int strata_remove_tree(int dirfd, const char *name);
+/* Refuse overlapping layers and a mount point inside one (layers.c). */
+int strata_check_layout(const char *upper, const char *work,
+			const char *const *lowers, uint32_t n,
+			const char *mnt, char **err);
 int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err);
 void strata_fs_close(struct strata_fs *fs);
