@@ -156,6 +156,19 @@ t.ok(before == b"lower content\n" and after == b"LOWER content\n",
 t.ok(os.lstat(p).st_ino == ino_before, "st_ino is kept across copy-up")
 t.ok(os.path.exists(os.path.join(U, "dir/file")), "the copy is in the upper layer")
 
+# an open directory read again from the start shows it as it is now
+# (rewinddir; also how the kernel refills its readdir cache)
+dfd = os.open(os.path.join(M, "dir"), os.O_RDONLY | os.O_DIRECTORY)
+first = sorted(os.listdir(dfd))
+os.mkdir(os.path.join(M, "dir/newsub"))
+second = sorted(os.listdir(dfd))
+os.rmdir(os.path.join(M, "dir/newsub"))
+third = sorted(os.listdir(dfd))
+os.close(dfd)
+t.ok("newsub" not in first and "newsub" in second and "newsub" not in third,
+     "an open directory rewound lists what was created and removed since",
+     f"{first} {second} {third}")
+
 # statfs reports the upper filesystem
 sv, su_ = os.statvfs(M), os.statvfs(U)
 t.ok(sv.f_blocks == su_.f_blocks and sv.f_bsize == su_.f_bsize,
