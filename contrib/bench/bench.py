@@ -756,7 +756,8 @@ def memory_goals(mem, hwm_stat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1/10 sizes, 2 runs (unless --runs)")
+    ap.add_argument("--quick", action="store_true",
+                    help="1/10 sizes (untar 1/20, rm/chmod 1/40), 2 runs (unless --runs)")
     ap.add_argument("--runs", type=int, help="runs per system and workload (default 5, --quick 2)")
     ap.add_argument("--only", help="regex on workload names")
     ap.add_argument("--fixtures", default="/var/tmp/stratafs-bench", help="cache dir")
@@ -852,7 +853,7 @@ def main():
 
     lines = []
     lines.append("stratafs benchmark, %s, %s, %d run(s) per system (median), %s" % (
-        started.strftime("%Y-%m-%d %H:%M"), "QUICK mode: sizes scaled down to 1/10 (untar 1/20)" if a.quick else "full sizes",
+        started.strftime("%Y-%m-%d %H:%M"), "QUICK mode: sizes scaled down to 1/10 (untar 1/20, rm and chmod 1/40, 20000-entry dir kept)" if a.quick else "full sizes",
         runs, "%d CPUs, kernel %s" % (os.cpu_count(), os.uname().release)))
     lines.append("")
     lines.append("| workload | kernel | fuse-overlayfs | stratafs | stratafs/kernel | stratafs/fuse-overlayfs "
