@@ -275,6 +275,17 @@ def vm_kib(pid, field="VmHWM"):
     return None
 
 
+def alive(pid):
+    """pid exists and has not exited: a daemon that forked away from the mount command is
+    reaped by PID 1, which on some machines takes a second or more, so a zombie counts as gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def is_mounted(mnt):
     mnt = os.path.realpath(mnt)
     with open("/proc/self/mountinfo") as f:
@@ -349,14 +360,14 @@ class Mount:
             self.mounted = False
         if self.pid:
             deadline = time.monotonic() + 10
-            while os.path.exists("/proc/%d" % self.pid) and time.monotonic() < deadline:
+            while alive(self.pid) and time.monotonic() < deadline:
                 try:
                     if os.waitpid(self.pid, os.WNOHANG)[0]:
                         break
                 except ChildProcessError:
                     pass
                 time.sleep(0.01)
-            if os.path.exists("/proc/%d" % self.pid):
+            if alive(self.pid):
                 log("warning: daemon %d still alive after unmount, killing" % self.pid)
                 try:
                     os.kill(self.pid, signal.SIGKILL)
