@@ -674,6 +674,10 @@ def fmt_t(t):
     return "%.0f ms" % (t * 1000) if t < 1 else "%.2f s" % t
 
 
+def fmt_ratio(r):
+    return "%.2f" % r if r >= 0.1 else "%.2g" % r  # 0.0032, not 0.00
+
+
 def fmt_kib(k):
     return "-" if k is None else "%.1f MiB" % (k / 1024)
 
@@ -885,8 +889,8 @@ def main():
                     c += " (%s)" % nt
                 cells.append(c)
         mk, mf, ms = (med(sy, res) if sy not in err else None for sy in SYSTEMS)
-        rk = "%.2f" % (ms / mk) if ms and mk else "-"
-        rf = "%.2f" % (ms / mf) if ms and mf else "-"
+        rk = fmt_ratio(ms / mk) if ms and mk else "-"
+        rf = fmt_ratio(ms / mf) if ms and mf else "-"
         hs = "%.1f MiB" % (max(hwm["stratafs"]) / 1024) if hwm["stratafs"] else "-"
         hf = "%.1f MiB" % (max(hwm["fuse-overlayfs"]) / 1024) if hwm["fuse-overlayfs"] else "-"
         if name.startswith("stat-tree-") and name.endswith("-cold"):
