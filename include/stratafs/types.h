@@ -199,6 +199,10 @@ struct strata_fs {
 
 	struct strata_inode *root;
 
+	/* table size when the memory of freed inodes was last given back
+	 * (ops.c), atomic */
+	size_t trim_mark;
+
 	/* ino -> struct strata_inode *, protected by table_lock. */
 	GMutex table_lock;
 	GHashTable *inodes;
