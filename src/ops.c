@@ -326,9 +326,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* An open directory: its listing as of the opendir, or of the last read
- * from offset 0 (a rewinddir, or the kernel refilling its cache after a
- * change made through the mount, must see the directory as it is now). */
+/* An open directory: its listing as of the first read, or of the last
+ * read from offset 0 (a rewinddir, or the kernel refilling its cache
+ * after a change made through the mount, must see the directory as it is
+ * now).  Taken at the first read, not at opendir: when the kernel's
+ * readdir cache answers, no listing is read at all. */
 struct dirhandle {
 	struct strata_dirsnap *snap;
 	bool read; /* a readdir was served from snap */
@@ -343,15 +345,8 @@ static void dirhandle_free(struct dirhandle *h)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct strata_fs *fs = req_fs(req);
 	struct dirhandle *h = g_new0(struct dirhandle, 1);
-	int r = strata_readdir_snapshot(fs, node(fs, ino), &h->snap);
 
-	if (r < 0) {
-		g_free(h);
-		fuse_reply_err(req, -r);
-		return;
-	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Listings change only through this mount, and the kernel drops
 	 * its cached listing of a directory changed through it: let it
@@ -372,7 +367,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	g_autofree char *buf = NULL;
 	size_t used = 0;
 
-	if (off == 0 && h->read) {
+	if (!h->snap || (off == 0 && h->read)) {
 		struct strata_dirsnap *fresh = NULL;
 		int r = strata_readdir_snapshot(fs, dir, &fresh);
 
