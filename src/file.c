@@ -63,33 +63,34 @@ int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 	 * nothing, so the kept O_PATH fd is what leads to it.  orphan_fd is
 	 * closed only when the inode is freed, and the caller holds it.
 	 */
+	g_mutex_lock(&in->cu_lock); /* no unlink or rename of it meanwhile */
 	g_mutex_lock(&in->lock);
 	ofd = in->orphan_fd;
 	unlinked = in->unlinked;
 	layer = in->layer;
 	g_mutex_unlock(&in->lock);
-	if (ofd >= 0 && unlinked)
-		return open_orphan(ofd, layer, flags);
-
+	if (ofd >= 0 && unlinked) {
+		r = open_orphan(ofd, layer, flags);
+		goto out;
+	}
 	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 	if (r < 0)
-		return r;
+		goto out;
 	r = strata_do_openat(dirfd, name, flags, 0);
 	if (r == -EPERM && (flags & O_NOATIME))
 		r = strata_do_openat(dirfd, name, flags & ~O_NOATIME, 0);
 	strata_stack_unref(s);
-	if (r != -ENOENT && r != -ENXIO)
-		return r;
-	/* The name holds nothing or a whiteout: an unlink finished while
-	 * this open ran, or a hardlinked object lost the name it was known
-	 * by and no other name is known.  (Where the name holds another
-	 * object, that one was opened: the kept fd of a hardlinked object
-	 * may be of a lower object copied up since, so it cannot win.) */
-	g_mutex_lock(&in->lock);
-	ofd = in->orphan_fd;
-	layer = in->layer;
-	g_mutex_unlock(&in->lock);
-	return ofd >= 0 ? open_orphan(ofd, layer, flags) : r;
+	if (ofd >= 0 && (r == -ENOENT || r == -ENXIO)) {
+		/* a hardlinked object lost the name it was known by and no
+		 * other name is known: that name holds nothing or a
+		 * whiteout.  (Where it holds another object, that one was
+		 * opened: the kept fd of a hardlinked object may be of a
+		 * lower object copied up since, so it cannot win.) */
+		r = open_orphan(ofd, layer, flags);
+	}
+out:
+	g_mutex_unlock(&in->cu_lock);
+	return r;
 }
 
 int strata_readlink(struct strata_fs *fs, struct strata_inode *in,
