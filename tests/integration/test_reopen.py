@@ -103,6 +103,33 @@ def case_unlinked_lower_readonly(m):
     return got == b"lower 2\n", f"reopen gave {got!r}"
 
 
+def case_hardlink_known_name_unlinked(m):
+    """hl-a and hl-b are one upper file (nlink 2) and L holds hl-a too, so
+    unlinking hl-a leaves a whiteout there.  Only hl-a was looked up."""
+    fd = os.open(f"{m}/hl-a", os.O_PATH)
+    try:
+        os.unlink(f"{m}/hl-a")
+        try:
+            st = os.fstat(fd)
+            got = (oct(st.st_mode), st.st_nlink)
+        except OSError as e:
+            got = e.strerror
+        try:
+            os.truncate(f"/proc/self/fd/{fd}", 2)
+            tr = "ok"
+        except OSError as e:
+            tr = e.strerror
+    finally:
+        os.close(fd)
+    try:
+        b = get(f"{m}/hl-b")
+    except OSError as e:
+        b = e.strerror
+    ok = got == (oct(0o100644), 1) and tr == "ok" and b == "hl"
+    return ok, (f"fstat gave {got}, expected ('0o100644', 1); truncate through the fd: "
+                f"{tr}; hl-b reads {b!r}, expected 'hl'")
+
+
 CASES = [
     ("upper file renamed over: reopen reads the old file", case_replaced_upper),
     ("upper file renamed over: a write through a reopen does not reach the new file",
@@ -115,6 +142,27 @@ CASES = [
 ]
 
 
+def todo(t, kind, name, fn, m):
+    """A known stratafs bug (TAP TODO: reported, not counted as a failure):
+    getattr and setattr of a non-directory go through its name
+    (src/attr.c) even when that name now holds a whiteout; the kernel then
+    sees a character device for a regular file's inode, marks the inode
+    bad, and every name of the file gives EIO.  On the kernel overlayfs it
+    is a plain test."""
+    try:
+        ok, diag = fn(m)
+    except Exception as e:
+        ok, diag = False, repr(e)
+    if kind != "stratafs":
+        t.ok(ok, f"{kind}: {name}", diag)
+        return
+    t.n += 1
+    print(f"{'ok' if ok else 'not ok'} {t.n} - {kind}: {name} # TODO getattr/setattr "
+          f"by name in src/attr.c", flush=True)
+    if not ok:
+        print(f"# {diag}", flush=True)
+
+
 def main():
     require_root_fuse()
     t = Tap()
@@ -124,10 +172,13 @@ def main():
         os.makedirs(L)
         put(f"{L}/low", "lower\n")
         put(f"{L}/low2", "lower 2\n")
+        put(f"{L}/hl-a", "lower hl-a\n")
         for kind in ("stratafs", "kernel"):
             U, W, M = (os.path.join(top, kind + x) for x in ("-u", "-w", "-m"))
             for d in (U, W, M):
                 os.makedirs(d)
+            put(f"{U}/hl-a", "hl")
+            os.link(f"{U}/hl-a", f"{U}/hl-b")
             opts = f"lowerdir={L},upperdir={U},workdir={W}"
             if kind == "kernel":
                 r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, M],
@@ -140,6 +191,9 @@ def main():
             try:
                 for name, fn in CASES:
                     t.run(f"{kind}: {name}", fn, M)
+                todo(t, kind, "a hardlinked file whose looked-up name was unlinked: "
+                     "fstat and truncate through a held fd", case_hardlink_known_name_unlinked,
+                     M)
             finally:
                 unmount(M)
                 if kind == "stratafs":
