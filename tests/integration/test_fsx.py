@@ -19,7 +19,7 @@ file; no name added or removed).  A last line checks the lowers once more.
   --ops N            operations per run (default 20000; the long run,
                      contrib/stress/fsx-long.sh, uses 100000)
   --run-timeout S    seconds one strata-fsx run may take (default 240, or
-                     1 ms per operation if that is more)
+                     10 ms per operation if that is more)
   --only REGEX       only the runs whose name matches
   --keep             keep the temporary directory
   --meson            exit 0 on skip and failure: the TAP lines carry the
@@ -169,7 +169,7 @@ def main(argv):
     ap.add_argument("--meson", action="store_true")
     args = ap.parse_args(argv)
     global RUN_TIMEOUT
-    RUN_TIMEOUT = args.run_timeout or max(RUN_TIMEOUT, args.ops / 1000)
+    RUN_TIMEOUT = args.run_timeout or max(RUN_TIMEOUT, args.ops / 100)
 
     if args.against == "kernel":
         if os.geteuid() != 0:
