@@ -146,8 +146,8 @@ class Target:
         if is_mounted(self.M):
             subprocess.run(["umount", "-l", self.M], capture_output=True)
             return "the mount did not go away with a plain unmount"
-        if self.kind != "kernel" and not wait_gone(self.M):
-            return "stratafs did not exit within 10 s of the unmount"
+        if self.kind != "kernel" and not wait_gone(self.M, timeout=60):
+            return "stratafs did not exit within 60 s of the unmount"
         return None
 
 
