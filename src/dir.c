@@ -408,8 +408,12 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 	r = upper_stack(fs, dir, &s);
 	if (r < 0)
 		return r;
-	if (!S_ISDIR(in->type))
+	if (!S_ISDIR(in->type)) {
+		/* an open by name waits until the inode knows its name is
+		 * gone (types.h, cu_lock) */
+		g_mutex_lock(&in->cu_lock);
 		orphan = strata_inode_open_path(fs, in);
+	}
 	wh = lower_positive(fs, dir, s, name);
 	if (wh < 0) {
 		r = wh;
@@ -449,6 +453,8 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 	}
 	orphan = -1;
 out:
+	if (!S_ISDIR(in->type))
+		g_mutex_unlock(&in->cu_lock);
 	if (orphan >= 0)
 		close(orphan);
 	strata_stack_unref(s);
@@ -575,6 +581,29 @@ static int clear_upper_dir(struct strata_fs *fs, struct strata_inode *in)
 	return r;
 }
 
+/* Hold the cu_lock of the non-directories among @a and @b (in address
+ * order) while their names change (types.h, cu_lock). */
+static void lock_names(struct strata_inode *a, struct strata_inode *b,
+		       bool lock)
+{
+	struct strata_inode *v[2] = { a, b };
+
+	if (v[0] && v[1] && v[0] > v[1]) {
+		v[0] = b;
+		v[1] = a;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct strata_inode *in = v[lock ? i : 1 - i];
+
+		if (!in || S_ISDIR(in->type) || (i == 1 && v[0] == v[1]))
+			continue;
+		if (lock)
+			g_mutex_lock(&in->cu_lock);
+		else
+			g_mutex_unlock(&in->cu_lock);
+	}
+}
+
 int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		  const char *oldname, struct strata_inode *newdir,
 		  const char *newname, unsigned int flags)
@@ -584,6 +613,7 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 	struct stat sst, dst_st, ust;
 	bool exchange = flags & RENAME_EXCHANGE;
 	int src_wh, dst_lower, state, r, dst_orphan = -1;
+	bool locked = false;
 
 	if (!fs->has_upper)
 		return -EROFS;
@@ -622,6 +652,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = upper_stack(fs, newdir, &ns);
 	if (r < 0)
 		goto out;
+	lock_names(src, dst, true);
+	locked = true;
 
 	if (exchange) {
 		/* each directory lands where the other was: opaque if a lower
@@ -709,6 +741,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 	dst_orphan = -1;
 	strata_inode_name_moved(fs, src, olddir, oldname, newdir, newname);
 out:
+	if (locked)
+		lock_names(src, dst, false);
 	if (dst_orphan >= 0)
 		close(dst_orphan);
 	strata_stack_unref(os);

@@ -17,13 +17,31 @@
 
 #include "stratafs/stratafs.h"
 
+/*
+ * Open the object an orphaned inode kept (the O_PATH fd taken when its
+ * name was unlinked or renamed over) through its /proc magic link, which
+ * leads to exactly that object: O_NOFOLLOW would refuse the link itself.
+ * Never for writing into a lower layer: a write open copies up first, and
+ * an object that still lives below could only be reached here by mistake.
+ */
+static int open_orphan(int ofd, uint32_t layer, int flags)
+{
+	char proc[64];
+
+	if (layer != 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+		return -ENOENT;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", ofd);
+	return strata_do_openat(AT_FDCWD, proc, flags & ~O_NOFOLLOW, 0);
+}
+
 int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 		     int flags)
 {
 	g_autofree char *name = NULL;
 	struct strata_stack *s;
 	uint32_t layer;
-	int dirfd, r;
+	bool unlinked;
+	int dirfd, ofd, r;
 
 	/* the caller's access mode and a few harmless flags; never follow
 	 * a symlink in a layer, never become a controlling terminal.  Not
@@ -38,13 +56,40 @@ int strata_open_real(struct strata_fs *fs, struct strata_inode *in,
 		strata_stack_unref(s);
 		return r;
 	}
+	/*
+	 * A file whose name was unlinked or renamed over is still open to
+	 * the kernel (an open racing with the unlink, or a reopen through
+	 * /proc/PID/fd): its old name now holds a whiteout, another file or
+	 * nothing, so the kept O_PATH fd is what leads to it.  orphan_fd is
+	 * closed only when the inode is freed, and the caller holds it.
+	 */
+	g_mutex_lock(&in->cu_lock); /* no unlink or rename of it meanwhile */
+	g_mutex_lock(&in->lock);
+	ofd = in->orphan_fd;
+	unlinked = in->unlinked;
+	layer = in->layer;
+	g_mutex_unlock(&in->lock);
+	if (ofd >= 0 && unlinked) {
+		r = open_orphan(ofd, layer, flags);
+		goto out;
+	}
 	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 	if (r < 0)
-		return r;
+		goto out;
 	r = strata_do_openat(dirfd, name, flags, 0);
 	if (r == -EPERM && (flags & O_NOATIME))
 		r = strata_do_openat(dirfd, name, flags & ~O_NOATIME, 0);
 	strata_stack_unref(s);
+	if (ofd >= 0 && (r == -ENOENT || r == -ENXIO)) {
+		/* a hardlinked object lost the name it was known by and no
+		 * other name is known: that name holds nothing or a
+		 * whiteout.  (Where it holds another object, that one was
+		 * opened: the kept fd of a hardlinked object may be of a
+		 * lower object copied up since, so it cannot win.) */
+		r = open_orphan(ofd, layer, flags);
+	}
+out:
+	g_mutex_unlock(&in->cu_lock);
 	return r;
 }
 

@@ -117,7 +117,12 @@ struct strata_inode {
 	bool entry_unsynced;
 
 	/* Serializes copy-up of this inode; taken without any other inode
-	 * lock held (parents are copied up first, each under its own). */
+	 * lock held (parents are copied up first, each under its own).
+	 * For a non-directory also held across a change of its name
+	 * (dir.c: the real unlink or rename and the update of
+	 * parent/name/orphan_fd) and by an open through its name (file.c),
+	 * which would otherwise find a whiteout, nothing, or the file
+	 * renamed over it. */
 	GMutex cu_lock;
 	/* Directories: a name resolution in this directory (reader) never
 	 * straddles the publishing of a copied-up child and the move of its

@@ -16,7 +16,10 @@ file; no name added or removed).  A last line checks the lowers once more.
 
   --against kernel   the same runs on the kernel overlayfs: validates
                      strata-fsx and this harness, no stratafs involved
-  --ops N            operations per run (default 20000)
+  --ops N            operations per run (default 20000; the long run,
+                     contrib/stress/fsx-long.sh, uses 100000)
+  --run-timeout S    seconds one strata-fsx run may take (default 240, or
+                     10 ms per operation if that is more)
   --only REGEX       only the runs whose name matches
   --keep             keep the temporary directory
   --meson            exit 0 on skip and failure: the TAP lines carry the
@@ -143,8 +146,8 @@ class Target:
         if is_mounted(self.M):
             subprocess.run(["umount", "-l", self.M], capture_output=True)
             return "the mount did not go away with a plain unmount"
-        if self.kind != "kernel" and not wait_gone(self.M):
-            return "stratafs did not exit within 10 s of the unmount"
+        if self.kind != "kernel" and not wait_gone(self.M, timeout=60):
+            return "stratafs did not exit within 60 s of the unmount"
         return None
 
 
@@ -160,10 +163,13 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", choices=("stratafs", "kernel"), default="stratafs")
     ap.add_argument("--ops", type=int, default=20000)
+    ap.add_argument("--run-timeout", type=float, default=None)
     ap.add_argument("--only", default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--meson", action="store_true")
     args = ap.parse_args(argv)
+    global RUN_TIMEOUT
+    RUN_TIMEOUT = args.run_timeout or max(RUN_TIMEOUT, args.ops / 100)
 
     if args.against == "kernel":
         if os.geteuid() != 0:
