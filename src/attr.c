@@ -87,13 +87,14 @@ uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
 	return g_ascii_strtoull(buf, NULL, 10) ?: key;
 }
 
+static int getattr_nondir(struct strata_fs *fs, struct strata_inode *in,
+			  struct stat *st);
+
 int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		   struct stat *st)
 {
-	g_autofree char *name = NULL;
 	struct strata_stack *s;
-	uint32_t layer;
-	int dirfd, r;
+	int r;
 
 	if (S_ISDIR(in->type)) {
 		s = strata_inode_stack(in);
@@ -106,6 +107,32 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		strata_stack_unref(s);
 		return r;
 	}
+	g_mutex_lock(&in->cu_lock); /* no unlink or rename of it meanwhile */
+	r = getattr_nondir(fs, in, st);
+	g_mutex_unlock(&in->cu_lock);
+	return r;
+}
+
+/* A non-directory reached by its name, or by the fd kept for it once the
+ * name is gone; a name that holds another type (a whiteout) is gone. */
+static int stat_name(int dirfd, const char *name, const struct strata_inode *in,
+		     struct stat *st)
+{
+	int r = strata_do_fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+
+	if (r == 0 && (st->st_mode & S_IFMT) != in->type)
+		r = -ENOENT;
+	return r;
+}
+
+static int getattr_nondir(struct strata_fs *fs, struct strata_inode *in,
+			  struct stat *st)
+{
+	g_autofree char *name = NULL;
+	struct strata_stack *s;
+	uint32_t layer;
+	int dirfd, r;
+
 	g_mutex_lock(&in->lock);
 	dirfd = in->orphan_fd;
 	if (!in->unlinked && dirfd >= 0) {
@@ -113,13 +140,13 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		g_mutex_unlock(&in->lock);
 		r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 		if (r == 0) {
-			r = strata_do_fstatat(dirfd, name, st,
-					      AT_SYMLINK_NOFOLLOW);
+			r = stat_name(dirfd, name, in, st);
 			strata_stack_unref(s);
 			if (r == 0) {
 				strata_fix_stat(fs, st, in->ino, 1);
 				return 0;
 			}
+			g_clear_pointer(&name, g_free);
 		}
 		g_mutex_lock(&in->lock);
 		dirfd = in->orphan_fd;
@@ -138,7 +165,7 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 	r = strata_inode_where(fs, in, &s, &dirfd, &name, &layer);
 	if (r < 0)
 		return r;
-	r = strata_do_fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+	r = stat_name(dirfd, name, in, st);
 	if (r == 0) {
 		strata_apply_override(fs, dirfd, name, st);
 		strata_fix_stat(fs, st, in->ino, 1);
@@ -147,8 +174,8 @@ int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 	return r;
 }
 
-static int set_size(int dirfd, const char *name, struct strata_file *f,
-		    off_t size)
+static int set_size(struct strata_fs *fs, struct strata_inode *in,
+		    const char *name, struct strata_file *f, off_t size)
 {
 	int fd, r;
 
@@ -156,7 +183,8 @@ static int set_size(int dirfd, const char *name, struct strata_file *f,
 		return ftruncate(f->fd, size) < 0 ? -errno : 0;
 	if (name == NULL)
 		return -EISDIR;
-	fd = strata_do_openat(dirfd, name, O_WRONLY | O_NOFOLLOW, 0);
+	/* not by name: it may hold a whiteout or another file by now */
+	fd = strata_open_real(fs, in, O_WRONLY);
 	if (fd < 0)
 		return fd;
 	r = ftruncate(fd, size) < 0 ? -errno : 0;
@@ -247,7 +275,7 @@ int strata_setattr(struct strata_fs *fs, struct strata_inode *in,
 			goto out;
 	}
 	if (valid & STRATA_SET_SIZE) {
-		r = set_size(dirfd, name, f, attr->st_size);
+		r = set_size(fs, in, name, f, attr->st_size);
 		if (r < 0)
 			goto out;
 	}

@@ -142,27 +142,6 @@ CASES = [
 ]
 
 
-def todo(t, kind, name, fn, m):
-    """A known stratafs bug (TAP TODO: reported, not counted as a failure):
-    getattr and setattr of a non-directory go through its name
-    (src/attr.c) even when that name now holds a whiteout; the kernel then
-    sees a character device for a regular file's inode, marks the inode
-    bad, and every name of the file gives EIO.  On the kernel overlayfs it
-    is a plain test."""
-    try:
-        ok, diag = fn(m)
-    except Exception as e:
-        ok, diag = False, repr(e)
-    if kind != "stratafs":
-        t.ok(ok, f"{kind}: {name}", diag)
-        return
-    t.n += 1
-    print(f"{'ok' if ok else 'not ok'} {t.n} - {kind}: {name} # TODO getattr/setattr "
-          f"by name in src/attr.c", flush=True)
-    if not ok:
-        print(f"# {diag}", flush=True)
-
-
 def main():
     require_root_fuse()
     t = Tap()
@@ -191,9 +170,9 @@ def main():
             try:
                 for name, fn in CASES:
                     t.run(f"{kind}: {name}", fn, M)
-                todo(t, kind, "a hardlinked file whose looked-up name was unlinked: "
-                     "fstat and truncate through a held fd", case_hardlink_known_name_unlinked,
-                     M)
+                t.run(f"{kind}: a hardlinked file whose looked-up name was unlinked: "
+                      "fstat and truncate through a held fd",
+                      case_hardlink_known_name_unlinked, M)
             finally:
                 unmount(M)
                 if kind == "stratafs":
