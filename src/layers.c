@@ -601,8 +601,11 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 void strata_fs_close(struct strata_fs *fs)
 {
 	/* the workdir lock first: a new mount may be waiting for it */
-	if (fs->workfd >= 0)
+	if (fs->workfd >= 0) {
+		/* the shared whiteout (whiteout.c): work/ is left empty */
+		unlinkat(fs->workfd, STRATA_SHARED_WHITEOUT, 0);
 		close(fs->workfd);
+	}
 	if (fs->workdir_fd >= 0)
 		close(fs->workdir_fd);
 	fs->workfd = fs->workdir_fd = -1;

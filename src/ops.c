@@ -345,14 +345,17 @@ static void dirhandle_free(struct dirhandle *h)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct strata_fs *fs = req_fs(req);
 	struct dirhandle *h = g_new0(struct dirhandle, 1);
 
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* Listings change only through this mount, and the kernel drops
-	 * its cached listing of a directory changed through it: let it
-	 * cache them. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	/* A read-only union never changes: let the kernel cache listings.
+	 * Not a writable one: the kernel fills one cache from the handles
+	 * of several opens, each with its own listing, and readdir offsets
+	 * are positions in a listing; a change between two of them would
+	 * show a name twice or not at all (seen in the stress runs). */
+	fi->cache_readdir = !fs->has_upper;
+	fi->keep_cache = !fs->has_upper;
 	if (fuse_reply_open(req, fi) != 0)
 		dirhandle_free(h);
 }

@@ -264,7 +264,6 @@ int strata_upper_state(int udir, const char *name, struct stat *st)
  * or full (EMLINK), a fresh one replaces it atomically; where links fail
  * otherwise, each whiteout gets its own device node.
  */
-#define SHARED_WHITEOUT "#whiteout"
 
 static int mknod_whiteout(int dirfd, const char *name)
 {
@@ -279,7 +278,7 @@ static int link_whiteout(struct strata_fs *fs, const char *tmp)
 	int r;
 
 	for (int tries = 0; tries < 2; tries++) {
-		if (linkat(fs->workfd, SHARED_WHITEOUT, fs->workfd, tmp, 0) == 0)
+		if (linkat(fs->workfd, STRATA_SHARED_WHITEOUT, fs->workfd, tmp, 0) == 0)
 			return 0;
 		r = -errno;
 		if (r != -ENOENT && r != -EMLINK)
@@ -289,7 +288,7 @@ static int link_whiteout(struct strata_fs *fs, const char *tmp)
 		if (r < 0)
 			return r;
 		r = strata_do_renameat2(fs->workfd, fresh, fs->workfd,
-					SHARED_WHITEOUT, 0);
+					STRATA_SHARED_WHITEOUT, 0);
 		if (r < 0) {
 			strata_do_unlinkat(fs->workfd, fresh, 0);
 			break;

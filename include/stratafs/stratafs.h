@@ -114,6 +114,9 @@ int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name);
 int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name);
 /* Mark the directory (@dir, @name) opaque (@name NULL: @dir itself). */
 int strata_set_opaque(struct strata_fs *fs, int dir, const char *name);
+/* The whiteout in work/ that chardev whiteouts are links of; removed at
+ * unmount. */
+#define STRATA_SHARED_WHITEOUT "#whiteout"
 /* Build a whiteout object as work/@tmp (not in the AUFS format). */
 int strata_build_whiteout(struct strata_fs *fs, const char *tmp);
 /* Remove the AUFS marker of @name in @udir if there is one. */
