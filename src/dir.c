@@ -375,6 +375,35 @@ static int merged_empty(struct strata_fs *fs, struct strata_inode *in)
 	return r;
 }
 
+/*
+ * The upper directory of @dir has just received an xattr whiteout, so it
+ * carries overlay.opaque=x now (whiteout.c).  Its stack was built before
+ * and says it holds none: replace it by one that says so, or readdir and
+ * rmdir's emptiness check would count the whiteout as an entry.
+ */
+static void note_xwhiteouts(struct strata_fs *fs, struct strata_inode *dir)
+{
+	struct strata_stack *old = NULL, *s;
+
+	if (fs->wh_format != STRATA_WH_XATTR)
+		return;
+	g_mutex_lock(&dir->lock);
+	if (dir->stack->n > 0 && dir->stack->e[0].layer == 0 &&
+	    !dir->stack->e[0].xwhiteouts) {
+		s = strata_stack_new(dir->stack->n);
+		for (uint32_t i = 0; i < s->n; i++) {
+			s->e[i] = dir->stack->e[i];
+			s->e[i].fd = dup(dir->stack->e[i].fd);
+		}
+		s->e[0].xwhiteouts = true;
+		old = dir->stack;
+		dir->stack = s;
+	}
+	g_mutex_unlock(&dir->lock);
+	if (old)
+		strata_stack_unref(old);
+}
+
 /* Remove (@s upper, @name), holding the inode @in, as unlink or rmdir. */
 static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 		       const char *name, struct strata_inode *in,
@@ -426,6 +455,8 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 	}
 	if (r < 0)
 		goto out;
+	if (wh)
+		note_xwhiteouts(fs, dir);
 
 	if (S_ISDIR(in->type) || st->st_nlink <= 1) {
 		/* the last name of the object is gone */
@@ -686,6 +717,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 	}
 	if (r < 0)
 		goto out;
+	if (src_wh)
+		note_xwhiteouts(fs, olddir);
 	if (state == STRATA_UPPER_AUFS)
 		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
 	mark_impure(fs, ns->e[0].fd, src);
