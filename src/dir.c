@@ -680,10 +680,13 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = state;
 		goto out;
 	}
-	/* a directory moved where a lower one was must not merge with it */
+	/* a directory moved where a lower one was must not merge with it;
+	 * like the kernel, one moved into a merged directory is marked
+	 * opaque too, so that a lower directory of that name added later
+	 * does not merge into it either */
 	if (S_ISDIR(src->type) &&
 	    (dst_lower || state == STRATA_UPPER_WHITEOUT ||
-	     state == STRATA_UPPER_AUFS)) {
+	     state == STRATA_UPPER_AUFS || ns->n > 1)) {
 		struct strata_stack *ss = strata_inode_stack(src);
 
 		r = strata_set_opaque(fs, ss->e[0].fd, NULL);
