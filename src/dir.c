@@ -703,6 +703,22 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 					newname, RENAME_EXCHANGE);
 		if (r == 0 && !src_wh)
 			r = strata_do_unlinkat(os->e[0].fd, oldname, 0);
+	} else if (src_wh && !fs->can_rename_whiteout && fs->can_exchange &&
+		   fs->wh_format != STRATA_WH_AUFS && !S_ISDIR(src->type) &&
+		   state != STRATA_UPPER_AUFS) {
+		/* no RENAME_WHITEOUT: a rename and then a whiteout would
+		 * show the lower object at the old name in between (after
+		 * a crash, for good: its stale data, with the st_ino of the
+		 * copy).  Put a whiteout at the new name first, where it
+		 * hides nothing or what is being replaced anyway, then swap
+		 * it with the object in one step. */
+		r = strata_whiteout_dir_prepare(fs, os->e[0].fd);
+		if (r == 0 && state != STRATA_UPPER_WHITEOUT)
+			r = strata_whiteout_replace(fs, ns->e[0].fd, newname);
+		if (r == 0)
+			r = strata_do_renameat2(os->e[0].fd, oldname,
+						ns->e[0].fd, newname,
+						RENAME_EXCHANGE);
 	} else {
 		unsigned int rf = 0;
 

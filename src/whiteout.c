@@ -288,6 +288,11 @@ static int mark_xwhiteouts(struct strata_fs *fs, int udir)
 	return strata_do_setxattr_at(udir, NULL, x, "x", 1, 0);
 }
 
+int strata_whiteout_dir_prepare(struct strata_fs *fs, int udir)
+{
+	return fs->wh_format == STRATA_WH_XATTR ? mark_xwhiteouts(fs, udir) : 0;
+}
+
 static int aufs_marker(int udir, const char *name)
 {
 	char wh[NAME_MAX + 1];
