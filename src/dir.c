@@ -727,11 +727,19 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 			if (r < 0)
 				goto out;
 		}
+		bool aufs = src_wh && fs->wh_format == STRATA_WH_AUFS;
+
 		if (src_wh && fs->can_rename_whiteout)
 			rf = RENAME_WHITEOUT;
-		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
-					newname, rf);
-		if (r == 0 && src_wh && !rf)
+		/* an AUFS marker hides only the layers below its own: made
+		 * first, it takes effect with the rename, in one step */
+		r = aufs ? strata_aufs_marker(os->e[0].fd, oldname) : 0;
+		if (r == 0)
+			r = strata_do_renameat2(os->e[0].fd, oldname,
+						ns->e[0].fd, newname, rf);
+		if (r < 0 && aufs)
+			strata_clear_aufs_whiteout(os->e[0].fd, oldname);
+		if (r == 0 && src_wh && !rf && !aufs)
 			r = strata_whiteout_replace(fs, os->e[0].fd, oldname);
 	}
 	if (r < 0)

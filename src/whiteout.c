@@ -293,7 +293,7 @@ int strata_whiteout_dir_prepare(struct strata_fs *fs, int udir)
 	return fs->wh_format == STRATA_WH_XATTR ? mark_xwhiteouts(fs, udir) : 0;
 }
 
-static int aufs_marker(int udir, const char *name)
+int strata_aufs_marker(int udir, const char *name)
 {
 	char wh[NAME_MAX + 1];
 	int fd;
@@ -327,7 +327,7 @@ int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name)
 
 	if (fs->wh_format == STRATA_WH_AUFS) {
 		/* marker first: a crash in between still hides the name */
-		r = aufs_marker(udir, name);
+		r = strata_aufs_marker(udir, name);
 		if (r == 0) {
 			r = strata_do_unlinkat(udir, name, 0);
 			r = r == -ENOENT ? 0 : r;
