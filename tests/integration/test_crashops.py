@@ -52,10 +52,12 @@ from tap import (Tap, is_mounted, require_root_fuse, skip_all, stratafs_bin,
 import treedump
 from test_faults import FAULT, NO_MKNOD, tree_diff, todo, work_leftovers, ALL_FIELDS
 
-# the calls that change something in a layer or in work/
-KILL_SET = ("openat", "mkdirat", "mknodat", "renameat2", "unlinkat", "linkat",
-            "symlinkat", "fchownat", "chmod", "setxattr", "lsetxattr",
-            "fsetxattr", "utimensat", "ftruncate", "copy_file_range",
+# the calls that change something in a layer or in work/ (glibc's
+# renameat2 with no flags is the renameat call)
+KILL_SET = ("openat", "mkdirat", "mknodat", "renameat2", "renameat", "unlinkat",
+            "linkat", "symlinkat", "fchownat", "chmod", "fchmodat", "setxattr",
+            "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+            "utimensat", "ftruncate", "fallocate", "copy_file_range",
             "pwrite64", "ioctl")
 MARK_BEGIN = "@@stratafs-op-begin"
 MARK_END = "@@stratafs-op-end"
@@ -458,19 +460,24 @@ def crash_once(rig, op, point, lower, ktmp):
         u = rig.umount()
     if u:
         probs.append(u)
-    # the kernel reads that upper the same way
-    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"ro,lowerdir={rig.U}:{rig.L0}:{rig.L1}", ktmp],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        probs.append(f"the kernel does not mount the upper: {r.stderr.strip()}")
-    else:
-        try:
-            ktree = treedump.dump(ktmp)
-        finally:
-            subprocess.run(["umount", ktmp])
-        d = tree_diff(ktree, tree, ALL_FIELDS, ("kernel", "stratafs"))
-        probs += [f"kernel vs stratafs: {x}" for x in d[:10]]
+    # the kernel reads that upper the same way.  Not for the AUFS format
+    # (no xattrs on the upper), which the kernel does not read; nor is
+    # fuse-overlayfs a referee there: a crash may leave ".wh.NAME" beside
+    # NAME in the upper, which hides only the layers below (OCI's rule,
+    # stratafs's reading) but hides NAME itself for fuse-overlayfs.
+    if not any("setxattr" in f for f in rig.fault):
+        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"ro,lowerdir={rig.U}:{rig.L0}:{rig.L1}", ktmp],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            probs.append(f"the kernel does not mount the upper: {r.stderr.strip()}")
+        else:
+            try:
+                ktree = treedump.dump(ktmp)
+            finally:
+                unmount(ktmp)
+            d = tree_diff(ktree, tree, ALL_FIELDS, ("kernel", "stratafs"))
+            probs += [f"kernel vs stratafs: {x}" for x in d[:10]]
     # and the operation can be completed
     rig.mount()
     try:
