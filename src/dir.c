@@ -188,6 +188,31 @@ static void mark_impure(struct strata_fs *fs, int udir,
 			"y", 1, XATTR_CREATE);
 }
 
+/* Without RENAME_EXCHANGE: the whiteout (@udir, @name) out, the directory
+ * work/@tmp in.  A ".wh.NAME" marker (which hides only the layers below
+ * its own) keeps the lower NAME hidden in between, also after a crash. */
+static int replace_whiteout_by_dir(struct strata_fs *fs, int udir,
+				   const char *name, const char *tmp)
+{
+	int r = fs->wh_format == STRATA_WH_AUFS ? 0
+						 : strata_aufs_marker(udir, name);
+
+	if (r < 0)
+		return r;
+	r = strata_do_unlinkat(udir, name, 0);
+	if (r < 0) {
+		/* the whiteout is still there */
+		if (fs->wh_format != STRATA_WH_AUFS)
+			strata_clear_aufs_whiteout(udir, name);
+		return r;
+	}
+	/* from here on the marker is the whiteout: it stays on failure */
+	r = strata_do_renameat2(fs->workfd, tmp, udir, name, 0);
+	if (r == 0 && fs->wh_format != STRATA_WH_AUFS)
+		strata_clear_aufs_whiteout(udir, name);
+	return r;
+}
+
 int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, const struct strata_newobj *req,
 		  struct strata_inode **out, struct stat *st, int *fd)
@@ -255,13 +280,9 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 						RENAME_EXCHANGE);
 			if (r == 0)
 				strata_do_unlinkat(fs->workfd, tmp, 0);
-			else if (r == -EINVAL && !fs->can_exchange) {
-				r = strata_do_unlinkat(udir, name, 0);
-				if (r == 0)
-					r = strata_do_renameat2(fs->workfd,
-								tmp, udir,
-								name, 0);
-			}
+			else if (r == -EINVAL && !fs->can_exchange)
+				r = replace_whiteout_by_dir(fs, udir, name,
+							    tmp);
 		} else if (r == 0) {
 			r = strata_do_renameat2(fs->workfd, tmp, udir, name,
 						0);
@@ -705,15 +726,16 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 			r = strata_do_unlinkat(os->e[0].fd, oldname, 0);
 	} else if (src_wh && !fs->can_rename_whiteout && fs->can_exchange &&
 		   fs->wh_format != STRATA_WH_AUFS && !S_ISDIR(src->type) &&
-		   state != STRATA_UPPER_AUFS) {
+		   dst == NULL && (state == STRATA_UPPER_NONE ||
+				   state == STRATA_UPPER_WHITEOUT)) {
 		/* no RENAME_WHITEOUT: a rename and then a whiteout would
 		 * show the lower object at the old name in between (after
 		 * a crash, for good: its stale data, with the st_ino of the
 		 * copy).  Put a whiteout at the new name first, where it
-		 * hides nothing or what is being replaced anyway, then swap
-		 * it with the object in one step. */
+		 * hides nothing, then swap it with the object in one step:
+		 * the kernel's format at every moment. */
 		r = strata_whiteout_dir_prepare(fs, os->e[0].fd);
-		if (r == 0 && state != STRATA_UPPER_WHITEOUT)
+		if (r == 0 && state == STRATA_UPPER_NONE)
 			r = strata_whiteout_replace(fs, ns->e[0].fd, newname);
 		if (r == 0)
 			r = strata_do_renameat2(os->e[0].fd, oldname,
@@ -727,20 +749,28 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 			if (r < 0)
 				goto out;
 		}
-		bool aufs = src_wh && fs->wh_format == STRATA_WH_AUFS;
+		bool marker;
 
 		if (src_wh && fs->can_rename_whiteout)
 			rf = RENAME_WHITEOUT;
-		/* an AUFS marker hides only the layers below its own: made
-		 * first, it takes effect with the rename, in one step */
-		r = aufs ? strata_aufs_marker(os->e[0].fd, oldname) : 0;
+		/* An AUFS marker hides only the layers below its own: made
+		 * first, beside the object, it takes effect with the rename,
+		 * in one step.  In the AUFS format it is the whiteout; in
+		 * the others it stands in until the whiteout proper is in
+		 * (a crash in between must not show the lower object). */
+		marker = src_wh && !rf;
+		r = marker ? strata_aufs_marker(os->e[0].fd, oldname) : 0;
 		if (r == 0)
 			r = strata_do_renameat2(os->e[0].fd, oldname,
 						ns->e[0].fd, newname, rf);
-		if (r < 0 && aufs)
+		if (r < 0 && marker)
 			strata_clear_aufs_whiteout(os->e[0].fd, oldname);
-		if (r == 0 && src_wh && !rf && !aufs)
+		if (r == 0 && marker && fs->wh_format != STRATA_WH_AUFS) {
 			r = strata_whiteout_replace(fs, os->e[0].fd, oldname);
+			if (r == 0)
+				strata_clear_aufs_whiteout(os->e[0].fd,
+							   oldname);
+		}
 	}
 	if (r < 0)
 		goto out;
