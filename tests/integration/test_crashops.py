@@ -32,8 +32,10 @@ directory (many copy-ups, the directory's own first).
   --points N     kill points per operation (default 8; 0 = all of them)
   --seed S       seed of the choice (default 1)
   --only REGEX   operations whose name matches
-  --fault RULES  run the daemon under strata-fault RULES too (e.g. the
-                 mknod rule of test_faults.py: xattr whiteouts)
+  --fault RULES  run the daemon under strata-fault RULES too, separated by
+                 spaces; 'mknod' stands for the mknod rule of test_faults.py (xattr
+                 whiteouts, no RENAME_WHITEOUT); e.g. 'renameat2[4&2==2]=EINVAL'
+                 takes RENAME_EXCHANGE away
   --keep, --meson
 
 Needs root, /dev/fuse, strace and the kernel overlayfs.
@@ -50,7 +52,7 @@ import tempfile
 from tap import (Tap, is_mounted, require_root_fuse, skip_all, stratafs_bin,
                  unmount, wait_gone, wait_mounted)
 import treedump
-from test_faults import FAULT, NO_MKNOD, tree_diff, todo, work_leftovers, ALL_FIELDS
+from test_faults import FAULT, NO_MKNOD, tree_diff, work_leftovers, ALL_FIELDS
 
 # the calls that change something in a layer or in work/ (glibc's
 # renameat2 with no flags is the renameat call)
@@ -109,6 +111,24 @@ class Op:
     def finish(self, M):
         pass
 
+    def durable(self, M, state, tags):
+        """Problems with operations that returned before the kill."""
+        probs = []
+        for t in tags:
+            if t == "renamed" and state != "new":
+                probs.append("the rename had returned, yet the old state shows")
+            elif t.startswith("rm ") and os.path.lexists(os.path.join(M, t[3:])) and \
+                    t[3:] != "gone":  # re-created by the mkdir that follows
+                probs.append(f"{t[3:]} was removed, yet it is back")
+            elif t == "mkdir" and not os.path.isdir(os.path.join(M, "gone")):
+                probs.append("gone/ was re-created, yet it is not there")
+            elif t == "new" and state != "new":
+                probs.append("gone/new was written, yet it is not complete")
+            elif t.startswith("many/") and \
+                    not read(os.path.join(M, t)).endswith(b"+\n"):
+                probs.append(f"{t} was appended to, yet the append is lost")
+        return probs
+
 
 def listing(M, d=""):
     p = os.path.join(M, d)
@@ -118,7 +138,7 @@ def listing(M, d=""):
 class RenameCopiedUp(Op):
     name = "rename-copied-up"
     setup_code = "open(M + '/a', 'a').write('more\\n')"
-    op_code = "os.rename(M + '/a', M + '/a2')"
+    op_code = "os.rename(M + '/a', M + '/a2'); done('renamed')"
 
     def check(self, M, lower):
         want = lower["a"] + b"more\n"
@@ -137,7 +157,7 @@ class RenameCopiedUp(Op):
 
 class RenameLower(Op):
     name = "rename-lower"
-    op_code = "os.rename(M + '/b', M + '/b2')"
+    op_code = "os.rename(M + '/b', M + '/b2'); done('renamed')"
 
     def check(self, M, lower):
         b = os.path.exists(os.path.join(M, "b"))
@@ -154,12 +174,11 @@ class RenameLower(Op):
 
 
 class RenameOver(Op):
-    """Over an existing name: without RENAME_WHITEOUT there is no single
-    call that replaces it and leaves a whiteout (a known window)."""
+    """Over an existing name: without RENAME_WHITEOUT no single call
+    replaces it and leaves a whiteout."""
     name = "rename-copied-up-over-lower-file"
     setup_code = "open(M + '/a', 'a').write('more\\n')"
-    op_code = "os.rename(M + '/a', M + '/keep')"
-    window_without_rename_whiteout = True
+    op_code = "os.rename(M + '/a', M + '/keep'); done('renamed')"
 
     def check(self, M, lower):
         want = lower["a"] + b"more\n"
@@ -184,7 +203,7 @@ class RenameDir(Op):
     name = "rename-upper-dir"
     setup_code = ("os.mkdir(M + '/ud')\n"
                   "for i in range(10): open(M + f'/ud/u{i}', 'w').write(f'u{i}\\n')")
-    op_code = "os.rename(M + '/ud', M + '/ud2')"
+    op_code = "os.rename(M + '/ud', M + '/ud2'); done('renamed')"
     want = [f"u{i}" for i in range(10)]
 
     def check(self, M, lower):
@@ -223,7 +242,7 @@ def subset_state(M, d, lower, prefix):
 class RmTree(Op):
     name = "rm-rf-merged-dir"
     setup_code = "open(M + '/tree/added', 'w').write('added\\n')"
-    op_code = "import shutil; shutil.rmtree(M + '/tree')"
+    op_code = "rmtree(M + '/tree')"
 
     def check(self, M, lower):
         lw = dict(lower)
@@ -241,8 +260,8 @@ class RmTree(Op):
 
 class RmMkdir(Op):
     name = "rm-rf-then-mkdir"
-    op_code = ("import shutil; shutil.rmtree(M + '/gone'); os.mkdir(M + '/gone')\n"
-               "open(M + '/gone/new', 'w').write('new\\n')")
+    op_code = ("rmtree(M + '/gone'); os.mkdir(M + '/gone'); done('mkdir')\n"
+               "open(M + '/gone/new', 'w').write('new\\n'); done('new')")
 
     def check(self, M, lower):
         p = os.path.join(M, "gone")
@@ -275,7 +294,8 @@ class RmMkdir(Op):
 
 class AppendMany(Op):
     name = "append-to-every-file-of-a-lower-dir"
-    op_code = ("for i in range(%d): open(M + f'/many/m{i:02d}', 'a').write('+\\n')"
+    op_code = ("for i in range(%d):\n"
+               "    open(M + f'/many/m{i:02d}', 'a').write('+\\n'); done(f'many/m{i:02d}')"
                % N_APPEND)
 
     def check(self, M, lower):
@@ -308,6 +328,22 @@ import os, sys
 M = sys.argv[1]
 what = sys.argv[2]
 code = sys.stdin.read()
+
+def done(tag):
+    # an operation that returned: it must survive the daemon's death
+    sys.stdout.write(tag + "\n")
+    sys.stdout.flush()
+
+def rmtree(top):
+    for dp, ds, fs in os.walk(top, topdown=False):
+        for f in fs:
+            os.unlink(os.path.join(dp, f))
+            done("rm " + os.path.relpath(os.path.join(dp, f), M))
+        for d in ds:
+            os.rmdir(os.path.join(dp, d))
+            done("rm " + os.path.relpath(os.path.join(dp, d), M))
+    os.rmdir(top)
+    done("rm " + os.path.relpath(top, M))
 if what == "op":
     try: os.stat(M + "/@@stratafs-op-begin")
     except OSError: pass
@@ -438,9 +474,11 @@ def crash_once(rig, op, point, lower, ktmp):
     rig.mount_traced(["-o", "/dev/null", "-e", f"trace={sc}",
                       "-e", f"inject={sc}:signal=SIGKILL:when={n}"])
     try:
-        rig.run("op", op.op_code, timeout=60)
-    except subprocess.TimeoutExpired:
-        pass
+        out = rig.run("op", op.op_code, timeout=60).stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ""
+        out = out.decode() if isinstance(out, bytes) else out
+    tags = [ln for ln in out.splitlines() if ln]
     rc = rig.stop_traced()
     probs = []
     killed = rc != 0
@@ -448,6 +486,7 @@ def crash_once(rig, op, point, lower, ktmp):
     try:
         state, p = op.check(rig.M, lower)
         probs += p
+        probs += op.durable(rig.M, state, tags)
         if not killed:
             probs.append(f"the daemon was not killed (strace exit {rc})")
         left = work_leftovers(rig.W)
@@ -465,7 +504,14 @@ def crash_once(rig, op, point, lower, ktmp):
     # fuse-overlayfs a referee there: a crash may leave ".wh.NAME" beside
     # NAME in the upper, which hides only the layers below (OCI's rule,
     # stratafs's reading) but hides NAME itself for fuse-overlayfs.
-    if not any("setxattr" in f for f in rig.fault):
+    # The same for a ".wh.NAME" marker left by a crash in the middle of a
+    # fallback without RENAME_EXCHANGE (it stands in for the whiteout).
+    markers = [os.path.join(dp, n) for dp, ds, fs in os.walk(rig.U)
+               for n in ds + fs if n.startswith(".wh.")]
+    if markers and not any("setxattr" in f for f in rig.fault):
+        print(f"# the upper holds {len(markers)} .wh. marker(s): no kernel referee",
+              flush=True)
+    elif not any("setxattr" in f for f in rig.fault):
         r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                             f"ro,lowerdir={rig.U}:{rig.L0}:{rig.L1}", ktmp],
                            capture_output=True, text=True)
@@ -517,10 +563,8 @@ def main(argv):
     if shutil.which("strace") is None:
         skip_all("strace not installed")
     fault = []
-    if args.fault == "mknod":
-        fault = NO_MKNOD
-    elif args.fault:
-        fault = args.fault.split()
+    for rule in args.fault.split():
+        fault += NO_MKNOD if rule == "mknod" else [rule]
     if fault and not os.access(FAULT, os.X_OK):
         skip_all(f"not built: {FAULT}")
     top = tempfile.mkdtemp(prefix="stratafs-crashops-")
@@ -557,11 +601,7 @@ def main(argv):
                     rig.cleanup()
                 label = (f"{op.name}: SIGKILL before {pt[0]} #{pt[1]} "
                          f"({pt[2]}): {state}, consistent")
-                if fault and getattr(op, "window_without_rename_whiteout", False):
-                    todo(t, not probs, label, "without RENAME_WHITEOUT a rename over "
-                         "an existing name is two steps", "\n".join(probs))
-                else:
-                    t.ok(not probs, label, "\n".join(probs))
+                t.ok(not probs, label, "\n".join(probs))
         t.ok((snapshot(L0), snapshot(L1)) == before, "the lower layers are unchanged")
     finally:
         if rig is not None:
