@@ -64,6 +64,7 @@ KILL_SET = ("openat", "mkdirat", "mknodat", "renameat2", "renameat", "unlinkat",
 MARK_BEGIN = "@@stratafs-op-begin"
 MARK_END = "@@stratafs-op-end"
 
+DEEP = ("deep", "deep/d1", "deep/d1/d2", "deep/d1/d2/d3")
 N_TREE = 60
 N_APPEND = 12
 
@@ -89,10 +90,14 @@ def build_lowers(top):
         files[f"L1/tree/sub/s{i:02d}"] = f"sub {i}\n"
     for i in range(N_APPEND):
         files[f"L1/many/m{i:02d}"] = f"many {i}\n" * 1000
+    files["L1/deep/d1/d2/d3/leaf"] = "leaf\n"
     for rel, data in files.items():
         p = os.path.join(top, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         write(p, data)
+    for i, d in enumerate(DEEP):
+        os.chmod(os.path.join(L1, d), 0o751 - i)
+        os.chown(os.path.join(L1, d), 100 + i, 200 + i)
     return L0, L1, {rel.split("/", 1)[1]: data.encode() for rel, data in files.items()}
 
 
@@ -261,7 +266,7 @@ class RmTree(Op):
 class RmMkdir(Op):
     name = "rm-rf-then-mkdir"
     op_code = ("rmtree(M + '/gone'); os.mkdir(M + '/gone'); done('mkdir')\n"
-               "open(M + '/gone/new', 'w').write('new\\n'); done('new')")
+               "put(M + '/gone/new', 'new\\n'); done('new')")
 
     def check(self, M, lower):
         p = os.path.join(M, "gone")
@@ -295,7 +300,7 @@ class RmMkdir(Op):
 class AppendMany(Op):
     name = "append-to-every-file-of-a-lower-dir"
     op_code = ("for i in range(%d):\n"
-               "    open(M + f'/many/m{i:02d}', 'a').write('+\\n'); done(f'many/m{i:02d}')"
+               "    put(M + f'/many/m{i:02d}', '+\\n', 'a'); done(f'many/m{i:02d}')"
                % N_APPEND)
 
     def check(self, M, lower):
@@ -321,7 +326,35 @@ class AppendMany(Op):
                 write(p, "+\n", "a")
 
 
-OPS = [RenameCopiedUp(), RenameLower(), RenameOver(), RenameDir(), RmTree(), RmMkdir(), AppendMany()]
+class DeepCreate(Op):
+    """A file created at the bottom of a lower-only chain of directories:
+    each parent is copied up first, each published whole or not at all."""
+    name = "create-under-lower-dirs"
+    op_code = "put(M + '/deep/d1/d2/d3/new', 'new\\n'); done('new')"
+
+    def check(self, M, lower):
+        probs = []
+        for i, d in enumerate(DEEP):
+            st = os.lstat(os.path.join(M, d))
+            if (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (0o751 - i, 100 + i, 200 + i):
+                probs.append(f"{d}: mode {st.st_mode & 0o7777:o} owner "
+                             f"{st.st_uid}:{st.st_gid}, not the lower's")
+        if read(os.path.join(M, "deep/d1/d2/d3/leaf")) != b"leaf\n":
+            probs.append("the leaf file changed")
+        p = os.path.join(M, "deep/d1/d2/d3/new")
+        if not os.path.exists(p):
+            return "old", probs
+        return ("new" if read(p) == b"new\n" else "new, empty"), probs
+
+    def finish(self, M):
+        write(os.path.join(M, "deep/d1/d2/d3/new"), "new\n")
+
+    def durable(self, M, state, tags):
+        return ["the file was created, yet it is not there"] \
+            if "new" in tags and state != "new" else []
+
+
+OPS = [RenameCopiedUp(), RenameLower(), RenameOver(), RenameDir(), RmTree(), RmMkdir(), AppendMany(), DeepCreate()]
 
 RUNNER = r"""
 import os, sys
@@ -333,6 +366,10 @@ def done(tag):
     # an operation that returned: it must survive the daemon's death
     sys.stdout.write(tag + "\n")
     sys.stdout.flush()
+
+def put(path, data, mode="w"):
+    with open(path, mode) as f:
+        f.write(data)
 
 def rmtree(top):
     for dp, ds, fs in os.walk(top, topdown=False):
@@ -416,7 +453,7 @@ class Rig:
         if is_mounted(self.M):
             subprocess.run(["umount", "-l", self.M], capture_output=True)
             return "did not unmount"
-        return None if wait_gone(self.M, 20) else "stratafs did not exit"
+        return None if wait_gone(self.M, 60) else "stratafs did not exit within 60 s"
 
     def cleanup(self):
         if self.proc is not None:

@@ -23,6 +23,10 @@ then on stratafs under each fault:
   ramfs            a real upper filesystem without xattrs (ramfs), also
                    without RENAME_WHITEOUT
   openat2-enosys   openat2 fails with ENOSYS: nothing changes
+  no-rename-whiteout, no-exchange, no-exchange-xattr-whiteouts
+                   renameat2 refuses RENAME_WHITEOUT or RENAME_EXCHANGE
+                   (EINVAL, as a filesystem without them): the two-step
+                   fallbacks
 For each: the scenario's outcomes (errnos) equal the kernel's; the merged
 tree equals the kernel's (type, mode, owner, nlink, size, content, link
 target, xattrs; not times); the upper holds whiteouts at exactly the
@@ -98,6 +102,15 @@ MODES = {
                        "no trusted.* or user.* xattrs", False),
     "ramfs": ([], True, "chr", "aufs", "no trusted.* or user.* xattrs", False),
     "openat2-enosys": (["openat2=ENOSYS"], False, "chr", "xattr", None, True),
+    # renameat2(olddirfd, old, newdirfd, new, flags): RENAME_EXCHANGE is 2,
+    # RENAME_WHITEOUT 4, as an upper filesystem without them answers
+    "no-rename-whiteout": (["renameat2[4&4==4]=EINVAL"], False, "chr", "xattr",
+                           None, True),
+    "no-exchange": (["renameat2[4&2==2]=EINVAL"], False, "chr", "xattr", None,
+                    True),
+    "no-exchange-xattr-whiteouts": (["renameat2[4&2==2]=EINVAL"] + NO_MKNOD, False,
+                                    "xattr", "xattr",
+                                    "cannot create 0/0 device whiteouts", True),
 }
 
 WH_XATTRS = ("trusted.overlay.whiteout", "user.overlay.whiteout")
@@ -331,7 +344,7 @@ class Ctx:
         if is_mounted(mnt):
             subprocess.run(["umount", "-l", mnt], capture_output=True)
             return f"{mnt} did not unmount"
-        if stratafs and not wait_gone(mnt, 20):
+        if stratafs and not wait_gone(mnt, 60):
             return f"stratafs of {mnt} did not exit after the unmount"
         return None
 
