@@ -45,12 +45,13 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
-from tap import (Tap, is_mounted, require_root_fuse, skip_all, stratafs_bin,
-                 unmount, wait_gone, wait_mounted)
+from tap import (Tap, daemon_pids, is_mounted, require_root_fuse, skip_all,
+                 stratafs_bin, unmount, wait_gone, wait_mounted)
 import treedump
 from test_faults import FAULT, NO_MKNOD, tree_diff, work_leftovers, ALL_FIELDS
 
@@ -441,11 +442,17 @@ class Rig:
         if is_mounted(self.M):
             subprocess.run(["umount", "-l", self.M], capture_output=True)
         try:
-            rc = self.proc.wait(timeout=30)
+            rc = self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
         self.proc = None
+        # the next mount needs the workdir lock: a daemon that outlived
+        # strace (only on a very loaded machine) must be gone first
+        if not wait_gone(self.M, 60):
+            for pid in daemon_pids(self.M):
+                os.kill(pid, signal.SIGKILL)
+            wait_gone(self.M, 60)
         return rc
 
     def umount(self):
