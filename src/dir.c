@@ -199,6 +199,31 @@ static void mark_impure(struct strata_fs *fs, int udir,
 			"y", 1, XATTR_CREATE);
 }
 
+/* Without RENAME_EXCHANGE: the whiteout (@udir, @name) out, the directory
+ * work/@tmp in.  A ".wh.NAME" marker (which hides only the layers below
+ * its own) keeps the lower NAME hidden in between, also after a crash. */
+static int replace_whiteout_by_dir(struct strata_fs *fs, int udir,
+				   const char *name, const char *tmp)
+{
+	int r = fs->wh_format == STRATA_WH_AUFS ? 0
+						 : strata_aufs_marker(udir, name);
+
+	if (r < 0)
+		return r;
+	r = strata_do_unlinkat(udir, name, 0);
+	if (r < 0) {
+		/* the whiteout is still there */
+		if (fs->wh_format != STRATA_WH_AUFS)
+			strata_clear_aufs_whiteout(udir, name);
+		return r;
+	}
+	/* from here on the marker is the whiteout: it stays on failure */
+	r = strata_do_renameat2(fs->workfd, tmp, udir, name, 0);
+	if (r == 0 && fs->wh_format != STRATA_WH_AUFS)
+		strata_clear_aufs_whiteout(udir, name);
+	return r;
+}
+
 int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, const struct strata_newobj *req,
 		  struct strata_inode **out, struct stat *st, int *fd)
@@ -275,13 +300,9 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 						RENAME_EXCHANGE);
 			if (r == 0)
 				strata_do_unlinkat(fs->workfd, tmp, 0);
-			else if (r == -EINVAL && !fs->can_exchange) {
-				r = strata_do_unlinkat(udir, name, 0);
-				if (r == 0)
-					r = strata_do_renameat2(fs->workfd,
-								tmp, udir,
-								name, 0);
-			}
+			else if (r == -EINVAL && !fs->can_exchange)
+				r = replace_whiteout_by_dir(fs, udir, name,
+							    tmp);
 		} else if (r == 0) {
 			r = strata_do_renameat2(fs->workfd, tmp, udir, name,
 						0);
@@ -395,6 +416,35 @@ static int merged_empty(struct strata_fs *fs, struct strata_inode *in)
 	return r;
 }
 
+/*
+ * The upper directory of @dir has just received an xattr whiteout, so it
+ * carries overlay.opaque=x now (whiteout.c).  Its stack was built before
+ * and says it holds none: replace it by one that says so, or readdir and
+ * rmdir's emptiness check would count the whiteout as an entry.
+ */
+static void note_xwhiteouts(struct strata_fs *fs, struct strata_inode *dir)
+{
+	struct strata_stack *old = NULL, *s;
+
+	if (fs->wh_format != STRATA_WH_XATTR)
+		return;
+	g_mutex_lock(&dir->lock);
+	if (dir->stack->n > 0 && dir->stack->e[0].layer == 0 &&
+	    !dir->stack->e[0].xwhiteouts) {
+		s = strata_stack_new(dir->stack->n);
+		for (uint32_t i = 0; i < s->n; i++) {
+			s->e[i] = dir->stack->e[i];
+			s->e[i].fd = dup(dir->stack->e[i].fd);
+		}
+		s->e[0].xwhiteouts = true;
+		old = dir->stack;
+		dir->stack = s;
+	}
+	g_mutex_unlock(&dir->lock);
+	if (old)
+		strata_stack_unref(old);
+}
+
 /* Remove (@s upper, @name), holding the inode @in, as unlink or rmdir. */
 static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 		       const char *name, struct strata_inode *in,
@@ -443,6 +493,8 @@ static int remove_name(struct strata_fs *fs, struct strata_inode *dir,
 	}
 	if (r < 0)
 		goto out;
+	if (wh)
+		note_xwhiteouts(fs, dir);
 
 	if (S_ISDIR(in->type) || st->st_nlink <= 1) {
 		/* the last name of the object is gone */
@@ -694,10 +746,13 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = state;
 		goto out;
 	}
-	/* a directory moved where a lower one was must not merge with it */
+	/* a directory moved where a lower one was must not merge with it;
+	 * like the kernel, one moved into a merged directory is marked
+	 * opaque too, so that a lower directory of that name added later
+	 * does not merge into it either */
 	if (S_ISDIR(src->type) &&
 	    (dst_lower || state == STRATA_UPPER_WHITEOUT ||
-	     state == STRATA_UPPER_AUFS)) {
+	     state == STRATA_UPPER_AUFS || ns->n > 1)) {
 		struct strata_stack *ss = strata_inode_stack(src);
 
 		r = strata_set_opaque(fs, ss->e[0].fd, NULL);
@@ -714,6 +769,23 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 					newname, RENAME_EXCHANGE);
 		if (r == 0 && !src_wh)
 			r = strata_do_unlinkat(os->e[0].fd, oldname, 0);
+	} else if (src_wh && !fs->can_rename_whiteout && fs->can_exchange &&
+		   fs->wh_format != STRATA_WH_AUFS && !S_ISDIR(src->type) &&
+		   dst == NULL && (state == STRATA_UPPER_NONE ||
+				   state == STRATA_UPPER_WHITEOUT)) {
+		/* no RENAME_WHITEOUT: a rename and then a whiteout would
+		 * show the lower object at the old name in between (after
+		 * a crash, for good: its stale data, with the st_ino of the
+		 * copy).  Put a whiteout at the new name first, where it
+		 * hides nothing, then swap it with the object in one step:
+		 * the kernel's format at every moment. */
+		r = strata_whiteout_dir_prepare(fs, os->e[0].fd);
+		if (r == 0 && state == STRATA_UPPER_NONE)
+			r = strata_whiteout_replace(fs, ns->e[0].fd, newname);
+		if (r == 0)
+			r = strata_do_renameat2(os->e[0].fd, oldname,
+						ns->e[0].fd, newname,
+						RENAME_EXCHANGE);
 	} else {
 		unsigned int rf = 0;
 
@@ -722,15 +794,33 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 			if (r < 0)
 				goto out;
 		}
+		bool marker;
+
 		if (src_wh && fs->can_rename_whiteout)
 			rf = RENAME_WHITEOUT;
-		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
-					newname, rf);
-		if (r == 0 && src_wh && !rf)
+		/* An AUFS marker hides only the layers below its own: made
+		 * first, beside the object, it takes effect with the rename,
+		 * in one step.  In the AUFS format it is the whiteout; in
+		 * the others it stands in until the whiteout proper is in
+		 * (a crash in between must not show the lower object). */
+		marker = src_wh && !rf;
+		r = marker ? strata_aufs_marker(os->e[0].fd, oldname) : 0;
+		if (r == 0)
+			r = strata_do_renameat2(os->e[0].fd, oldname,
+						ns->e[0].fd, newname, rf);
+		if (r < 0 && marker)
+			strata_clear_aufs_whiteout(os->e[0].fd, oldname);
+		if (r == 0 && marker && fs->wh_format != STRATA_WH_AUFS) {
 			r = strata_whiteout_replace(fs, os->e[0].fd, oldname);
+			if (r == 0)
+				strata_clear_aufs_whiteout(os->e[0].fd,
+							   oldname);
+		}
 	}
 	if (r < 0)
 		goto out;
+	if (src_wh)
+		note_xwhiteouts(fs, olddir);
 	if (state == STRATA_UPPER_AUFS)
 		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
 	mark_impure(fs, ns->e[0].fd, src);

@@ -329,7 +329,12 @@ static int mark_xwhiteouts(struct strata_fs *fs, int udir)
 	return strata_do_setxattr_at(udir, NULL, x, "x", 1, 0);
 }
 
-static int aufs_marker(int udir, const char *name)
+int strata_whiteout_dir_prepare(struct strata_fs *fs, int udir)
+{
+	return fs->wh_format == STRATA_WH_XATTR ? mark_xwhiteouts(fs, udir) : 0;
+}
+
+int strata_aufs_marker(int udir, const char *name)
 {
 	char wh[NAME_MAX + 1];
 	int fd;
@@ -363,7 +368,7 @@ int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name)
 
 	if (fs->wh_format == STRATA_WH_AUFS) {
 		/* marker first: a crash in between still hides the name */
-		r = aufs_marker(udir, name);
+		r = strata_aufs_marker(udir, name);
 		if (r == 0) {
 			r = strata_do_unlinkat(udir, name, 0);
 			r = r == -ENOENT ? 0 : r;
@@ -410,11 +415,24 @@ int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name)
 		}
 		return strata_remove_tree(fs->workfd, old);
 	}
-	/* two steps: move the directory out, then put the whiteout */
+	/* two steps: move the directory out, then put the whiteout.  A
+	 * ".wh.NAME" marker made first (it hides only the layers below its
+	 * own, so not the directory beside it) keeps the lower NAME hidden
+	 * in between, also after a crash; it goes once the whiteout is in */
+	if (fs->wh_format != STRATA_WH_AUFS) {
+		r = strata_aufs_marker(udir, name);
+		if (r < 0)
+			return r;
+	}
 	r = strata_do_renameat2(udir, name, fs->workfd, old, 0);
-	if (r < 0)
+	if (r < 0) {
+		if (fs->wh_format != STRATA_WH_AUFS)
+			strata_clear_aufs_whiteout(udir, name);
 		return r;
+	}
 	r = strata_whiteout_replace(fs, udir, name);
+	if (r == 0 && fs->wh_format != STRATA_WH_AUFS)
+		strata_clear_aufs_whiteout(udir, name);
 	strata_remove_tree(fs->workfd, old);
 	return r;
 }

@@ -110,6 +110,12 @@ int strata_upper_state(int udir, const char *name, struct stat *st);
 /* Make @name in @udir a whiteout, atomically replacing the non-directory
  * there if any. */
 int strata_whiteout_replace(struct strata_fs *fs, int udir, const char *name);
+/* Create the AUFS marker ".wh.@name" in @udir (it hides @name of the
+ * layers below only, not an entry @name beside it). */
+int strata_aufs_marker(int udir, const char *name);
+/* Make @udir ready to hold a whiteout object moved into it (xattr
+ * whiteouts: its opaque=x marker). */
+int strata_whiteout_dir_prepare(struct strata_fs *fs, int udir);
 /* Replace the upper directory @name (logically empty) by a whiteout. */
 int strata_whiteout_dir(struct strata_fs *fs, int udir, const char *name);
 /* Mark the directory (@dir, @name) opaque (@name NULL: @dir itself). */
