@@ -409,7 +409,9 @@ def run_escape():
             results[side] = in_namespace(out, decoy, escape_client, M)
             if side == "s":
                 results["s-alive"] = mount_answers(M)
-                results["s-work"] = sorted(os.listdir(os.path.join(W, "work")))
+                # the shared whiteout that whiteouts link to lives there
+                results["s-work"] = sorted(n for n in os.listdir(os.path.join(W, "work"))
+                                           if n != "#whiteout")
         finally:
             if side == "s":
                 results["s-exit"] = strata_umount(M)
