@@ -17,7 +17,7 @@
  *     readdir from a snapshot, forget, ...) itself, then reads again: the
  *     serial case costs what the single-threaded loop costs;
  *   - before serving a request that may take long (data, namespace
- *     changes that may copy up, fsync, locks that wait, opendir), a lone
+ *     changes that may copy up, fsync, locks that wait), a lone
  *     reader makes sure another thread is reading, so the next request
  *     does not wait for this one;
  *   - a watcher (the thread that called strata_loop_run) looks every
@@ -90,6 +90,7 @@ static bool may_block(const struct fuse_buf *buf)
 	case FUSE_STATFS:
 	case FUSE_FLUSH:
 	case FUSE_RELEASE:
+	case FUSE_OPENDIR: /* the listing is read at the first readdir */
 	case FUSE_RELEASEDIR:
 	case FUSE_READDIR:
 	case FUSE_READDIRPLUS:
