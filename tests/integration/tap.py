@@ -198,7 +198,9 @@ WRAPPED = bool(os.environ.get("STRATAFS_WRAPPER"))
 SLOW = float(os.environ.get("STRATAFS_SLOW") or (8 if WRAPPED else 1))
 
 SANITIZER_DEFAULTS = {
-    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:print_summary=1",
+    # fast_unwind_on_malloc=0: whole allocation stacks, through libc and glib
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:print_summary=1"
+                    ":fast_unwind_on_malloc=0",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:print_summary=1",
 }
 

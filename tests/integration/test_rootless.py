@@ -8,6 +8,8 @@ and unmount with the daemon exiting.  /dev/fuse is made 0666 for the
 duration, as distributions ship it."""
 import os
 import pwd
+import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -28,8 +30,14 @@ except KeyError:
 t = Tap()
 S = stratafs_bin()
 # how the scripts find the daemon (pgrep -f): under a wrapper (valgrind) the
-# command line starts with the wrapper and names the real binary
-PAT = f" {tap.real_stratafs_bin()} " if tap.WRAPPED else f"^{S} "
+# command line starts with the wrapper and names the real binary later
+# (anchored: the script's own shell has the pattern among its arguments)
+PAT = f"^{S} "
+if tap.WRAPPED:
+    def ere(x):
+        return re.sub(r"([.\[\](){}*+?|^$\\])", r"\\\1", x)
+    wrapper = os.path.basename(shlex.split(os.environ["STRATAFS_WRAPPER"])[0])
+    PAT = f"^[^ ]*{ere(wrapper)}[^ ]* .* {ere(tap.real_stratafs_bin())} "
 WAITS = str(int(100 * tap.SLOW))   # times 0.05 s for the daemon to exit
 top = tempfile.mkdtemp(prefix="stratafs-rootless-")
 for d in ("l1", "l2", "l2/dir", "l1/dir", "mnt"):
