@@ -7,6 +7,7 @@
 # fails on any error left in the directory.  Not part of contrib/test.sh:
 # it takes far longer than the sanitizer pass (see the README).
 #   bash contrib/valgrind.sh              # the default scenarios below
+#   bash contrib/valgrind.sh parallel     # not by default: over 13 min unfinished
 #   bash contrib/valgrind.sh cli write    # chosen meson tests
 # Ends with one line "valgrind: N passed, M failed in S s".
 set -uo pipefail
@@ -17,7 +18,7 @@ bash contrib/build.sh || exit 1
 
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] ||
-	tests=(cli write options parallel rootless manylayers diffops compare-kernel)
+	tests=(cli write options rootless manylayers diffops compare-kernel)
 dir=$PWD/build/meson-logs/valgrind
 start=$(date +%s)
 # the valgrind test setup (meson.build) sets STRATAFS_VALGRIND_LOG_DIR
