@@ -34,7 +34,13 @@ class Tap:
             return self.ok(r[0], name, r[1])
         return self.ok(bool(r), name)
 
+    def skip(self, name, reason):
+        """A check that cannot run in this configuration (TAP # SKIP)."""
+        self.n += 1
+        print(f"ok {self.n} - {name} # SKIP {reason}", flush=True)
+
     def done(self):
+        check_daemon_reports(self)
         print(f"1..{self.n}", flush=True)
         sys.exit(1 if self.failed else 0)
 
@@ -59,7 +65,10 @@ def stratafs_bin():
     if not b:
         here = os.path.dirname(os.path.abspath(__file__))
         b = os.path.join(here, "..", "..", "build", "stratafs")
-    return os.path.abspath(b)
+    b = os.path.abspath(b)
+    if os.environ.get("STRATAFS_WRAPPER"):
+        return wrapper_script(os.path.realpath(b))
+    return b
 
 
 def is_mounted(path):
@@ -72,7 +81,7 @@ def is_mounted(path):
 
 
 def wait_mounted(path, timeout=10.0, proc=None):
-    end = time.time() + timeout
+    end = time.time() + timeout * SLOW
     while time.time() < end:
         if is_mounted(path):
             return True
@@ -95,7 +104,7 @@ def daemon_pids(mnt):
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state == "Z" or not argv or b"stratafs" not in argv[0]:
+        if state == "Z" or not argv or not _is_daemon_argv(argv):
             continue
         if any(os.path.realpath(a.decode(errors="replace")) == os.path.realpath(mnt)
                for a in argv[1:] if a):
@@ -104,7 +113,7 @@ def daemon_pids(mnt):
 
 
 def wait_gone(mnt, timeout=10.0):
-    end = time.time() + timeout
+    end = time.time() + timeout * SLOW
     while time.time() < end:
         if not daemon_pids(mnt):
             return True
@@ -131,7 +140,7 @@ def mount_stratafs(opts, mnt, extra=(), env=None, foreground=False):
             p.kill()
             raise RuntimeError(f"stratafs did not mount: {p.stderr.read().decode()}")
         return p
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30 * SLOW, env=env)
     if r.returncode != 0 or not is_mounted(mnt):
         raise RuntimeError(f"stratafs failed rc={r.returncode}: {r.stderr}")
     return r
@@ -156,3 +165,178 @@ def probe_writable(tgt):
     finally:
         tgt.umount()
     return None
+
+
+# --- sanitizer and valgrind runs -------------------------------------------
+# A detached daemon keeps no stderr, so sanitizer and valgrind reports must
+# go to files, and a test must look at them.  Two environment variables
+# turn this on (meson.build sets them for a -Db_sanitize build and for
+# `meson test --setup valgrind`; by hand, set them yourself):
+#   STRATAFS_SANITIZER_LOG_DIR  ASan/LSan/UBSan reports of every process
+#       started from here go to DIR/san.PID (ASAN_OPTIONS/UBSAN_OPTIONS get
+#       log_path unless they already have one); any such file is a failure.
+#   STRATAFS_VALGRIND_LOG_DIR   stratafs_bin() is a script that runs the
+#       daemon under valgrind (memcheck, full leak check, definite leaks are
+#       errors), one log per process in DIR/vg.PID; an error in any is a
+#       failure.  STRATAFS_WRAPPER, if set, is used instead (any argv prefix,
+#       split like a shell would).
+# Daemons started through mount(8), mount.fuse3 and as other users inherit
+# the environment: the directories are world-writable (sticky).  At done()
+# each test waits for the daemons of its binary to end and adds one TAP
+# line for the reports that appeared while it ran.
+
+SAN_DIR = os.environ.get("STRATAFS_SANITIZER_LOG_DIR") or None
+VG_DIR = os.environ.get("STRATAFS_VALGRIND_LOG_DIR") or None
+if VG_DIR and not os.environ.get("STRATAFS_WRAPPER"):
+    os.environ["STRATAFS_WRAPPER"] = (
+        "valgrind --leak-check=full --errors-for-leak-kinds=definite"
+        " --show-leak-kinds=definite --error-exitcode=99 --num-callers=30"
+        f" --log-file={VG_DIR}/vg.%p")
+WRAPPED = bool(os.environ.get("STRATAFS_WRAPPER"))
+# how much slower the daemon is (valgrind: ~10x startup, more on CPU work);
+# the helpers here scale their waits by it, tests may too
+SLOW = float(os.environ.get("STRATAFS_SLOW") or (8 if WRAPPED else 1))
+
+SANITIZER_DEFAULTS = {
+    # fast_unwind_on_malloc=0: whole allocation stacks, through libc and glib
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:print_summary=1"
+                    ":fast_unwind_on_malloc=0",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:print_summary=1",
+}
+
+
+def _log_dir_setup():
+    for d in (SAN_DIR, VG_DIR):
+        if d:
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o1777)
+    if SAN_DIR:
+        for var, opts in SANITIZER_DEFAULTS.items():
+            cur = os.environ.get(var, "")
+            if "log_path=" not in cur:
+                os.environ[var] = ":".join(
+                    x for x in (opts, cur, f"log_path={SAN_DIR}/san") if x)
+
+
+def _log_files():
+    out = set()
+    for d, prefix in ((SAN_DIR, "san."), (VG_DIR, "vg.")):
+        if d and os.path.isdir(d):
+            out |= {os.path.join(d, n) for n in os.listdir(d) if n.startswith(prefix)}
+    return out
+
+
+_log_dir_setup()
+_LOGS_BEFORE = _log_files()
+_WRAPPER_DIR = None
+
+
+def wrapper_script(real):
+    """An executable script that runs real under STRATAFS_WRAPPER, for every
+    way a test starts the daemon (argv, mount -t fuse.PATH, other users).
+    Named stratafs, in a world-readable directory removed at exit."""
+    global _WRAPPER_DIR
+    import atexit
+    import shlex
+    import shutil
+    import tempfile
+    if _WRAPPER_DIR is None:
+        _WRAPPER_DIR = tempfile.mkdtemp(prefix="stratafs-wrap-")
+        os.chmod(_WRAPPER_DIR, 0o755)
+        atexit.register(shutil.rmtree, _WRAPPER_DIR, True)
+    path = os.path.join(_WRAPPER_DIR, "stratafs")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n# tap.py: the daemon under STRATAFS_WRAPPER\n"
+                f"exec {os.environ['STRATAFS_WRAPPER']} {shlex.quote(real)} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def real_stratafs_bin():
+    """The stratafs binary itself, even when stratafs_bin() is a wrapper."""
+    b = os.environ.get("STRATAFS")
+    if not b:
+        here = os.path.dirname(os.path.abspath(__file__))
+        b = os.path.join(here, "..", "..", "build", "stratafs")
+    return os.path.realpath(b)
+
+
+def _is_daemon_argv(argv):
+    """argv (bytes items, from /proc) is a stratafs process, wrapped or not."""
+    if b"stratafs" in argv[0]:
+        return True
+    return WRAPPED and any(os.path.basename(a) == b"stratafs" for a in argv[1:])
+
+
+def own_daemon_pids(real=None):
+    """Live processes running this build's binary, directly or wrapped."""
+    real = (real or real_stratafs_bin()).encode()
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{p}/exe").encode()
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{p}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (exe == real or (WRAPPED and real in argv)):
+            pids.append(int(p))
+    return pids
+
+
+# the first line of each kind of memcheck error, and a fatal signal
+VG_ERROR = r"^==\d+== (Invalid (read|write|free)|Mismatched free|Conditional jump" \
+    r"|Use of uninitialised|Syscall param|Source and destination overlap" \
+    r"|Argument '|Process terminating)|definitely lost in loss record"
+
+
+def report_problems(path):
+    """None if the log at path is clean, else the text worth showing."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        return f"{path}: {e}"
+    if os.path.basename(path).startswith("vg."):
+        import re
+        errs = [int(n) for n in re.findall(r"ERROR SUMMARY: (\d+) errors", text)]
+        # a process killed with SIGKILL (test_crash) writes no summary: then
+        # only the error headers count
+        bad = any(errs) or re.search(VG_ERROR, text, re.M)
+        if not bad:
+            return None
+    elif not text.strip():
+        return None
+    lines = text.splitlines()
+    return "\n".join([f"--- {path}"] + lines[:80] +
+                     ([f"... ({len(lines) - 80} more lines)"] if len(lines) > 80 else []))
+
+
+def wait_own_daemons_gone(timeout=60.0):
+    end = time.time() + timeout * SLOW
+    while time.time() < end:
+        if not own_daemon_pids():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def check_daemon_reports(t):
+    """One TAP line: no sanitizer report / valgrind error from any process
+    started while this test ran (nothing when neither is configured)."""
+    if not (SAN_DIR or VG_DIR):
+        return
+    gone = wait_own_daemons_gone()
+    new = sorted(_log_files() - _LOGS_BEFORE)
+    problems = [p for p in (report_problems(f) for f in new) if p]
+    if not gone:
+        problems.append(f"daemons still running: {own_daemon_pids()}")
+    if VG_DIR:
+        name = f"valgrind: no error in the {len(new)} process logs of this test"
+    else:
+        name = "sanitizers: no report from the processes this test started"
+    t.ok(not problems, name, "\n".join(problems))

@@ -71,12 +71,13 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fixtures  # noqa: E402
+import tap as taplib  # noqa: E402  (sanitizer/valgrind set-up, stratafs_bin)
 import treedump  # noqa: E402
 from treedump import display, printable  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MOUNT_TIMEOUT = 10.0
-EXIT_TIMEOUT = 10.0
+MOUNT_TIMEOUT = 10.0 * taplib.SLOW   # SLOW: a daemon under valgrind (tap.py)
+EXIT_TIMEOUT = 10.0 * taplib.SLOW
 KERNEL_OPTS_MAX = 3900      # the kernel takes one page of mount data
 MAX_DIAG_LINES = 60
 
@@ -501,7 +502,7 @@ def main(argv: list[str]) -> int:
                     help="exit 0 on skip and on failures: TAP carries them")
     ap.add_argument("--tmpfs", action="store_true",
                     default=os.environ.get("STRATAFS_IT_TMPFS", "") not in ("", "0"))
-    ap.add_argument("--fixture-timeout", type=float, default=180.0)
+    ap.add_argument("--fixture-timeout", type=float, default=180.0 * taplib.SLOW)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.self_check:
@@ -521,7 +522,7 @@ def main(argv: list[str]) -> int:
 
     if os.geteuid() != 0:
         return skip("needs root", args.skip_status)
-    exe = os.environ.get("STRATAFS") or os.path.join(REPO, "build", "stratafs")
+    exe = taplib.stratafs_bin()   # $STRATAFS or build/stratafs, maybe wrapped
     if args.against == "stratafs":
         if not os.path.exists("/dev/fuse"):
             return skip("no /dev/fuse", args.skip_status)

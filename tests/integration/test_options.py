@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
+import tap
 from tap import (Tap, daemon_pids, is_mounted, mount_stratafs, require_root_fuse,
                  stratafs_bin, unmount, wait_gone)
 
@@ -229,7 +230,11 @@ finally:
 
 # --- fstab through mount.fuse3 -----------------------------------------------------
 installed = shutil.which("stratafs", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin")
-if installed is None:
+if tap.WRAPPED:
+    # mount.fuse3 runs the installed binary by name, not the wrapper
+    t.skip("fstab: entries through mount.fuse3", "the daemon runs under "
+           "STRATAFS_WRAPPER; fstab starts the installed binary unwrapped")
+elif installed is None:
     t.ok(False, "fstab: stratafs is installed where mount.fuse3 finds it (meson install)")
 else:
     same = open(installed, "rb").read() == open(S, "rb").read()

@@ -70,6 +70,7 @@ import tarfile
 import tempfile
 import time
 
+import tap
 from tap import Tap, require_root_fuse, skip_all, stratafs_bin
 
 USER = "stratafs-test"
@@ -385,6 +386,11 @@ class Setup:
             "CONTAINERS_STORAGE_CONF": os.path.join(self.dir, "storage.conf"),
             "CONTAINERS_CONF": os.path.join(self.dir, "containers.conf"),
         }
+        # a sanitizer run (tap.py): the mount program's reports go to the
+        # run's log directory like every other daemon's
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            if k in os.environ:
+                self.env[k] = os.environ[k]
         self.prefix = []
         # containers-storage cannot set its override xattr on a fifo
         make_rootfs_tar(os.path.join(self.dir, "rootfs.tar"), BUSYBOX,
@@ -1274,6 +1280,9 @@ def main():
         skip_all(f"not installed: {' '.join(missing)} (bash contrib/deps.sh)")
     if not elf_is_static(os.path.realpath(BUSYBOX)):
         skip_all(f"{BUSYBOX} is not statically linked (install busybox-static)")
+    if tap.WRAPPED and not args.mount_program:
+        skip_all("the daemon would run under STRATAFS_WRAPPER (valgrind): too slow"
+                 " for podman's mount and container timeouts; not run wrapped")
     prog = os.path.abspath(args.mount_program or stratafs_bin())
     if not os.access(prog, os.X_OK):
         skip_all(f"{prog} is not built")

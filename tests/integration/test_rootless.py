@@ -8,11 +8,14 @@ and unmount with the daemon exiting.  /dev/fuse is made 0666 for the
 duration, as distributions ship it."""
 import os
 import pwd
+import re
+import shlex
 import shutil
 import stat
 import subprocess
 import tempfile
 
+import tap
 from tap import Tap, require_root_fuse, skip_all, stratafs_bin
 
 require_root_fuse()
@@ -26,6 +29,16 @@ except KeyError:
 
 t = Tap()
 S = stratafs_bin()
+# how the scripts find the daemon (pgrep -f): under a wrapper (valgrind) the
+# command line starts with the wrapper and names the real binary later
+# (anchored: the script's own shell has the pattern among its arguments)
+PAT = f"^{S} "
+if tap.WRAPPED:
+    def ere(x):
+        return re.sub(r"([.\[\](){}*+?|^$\\])", r"\\\1", x)
+    wrapper = os.path.basename(shlex.split(os.environ["STRATAFS_WRAPPER"])[0])
+    PAT = f"^[^ ]*{ere(wrapper)}[^ ]* .* {ere(tap.real_stratafs_bin())} "
+WAITS = str(int(100 * tap.SLOW))   # times 0.05 s for the daemon to exit
 top = tempfile.mkdtemp(prefix="stratafs-rootless-")
 for d in ("l1", "l2", "l2/dir", "l1/dir", "mnt"):
     os.makedirs(os.path.join(top, d), exist_ok=True)
@@ -55,17 +68,17 @@ os.chmod("/dev/fuse", 0o666)
 
 SCRIPT = r'''
 set -e
-S="$1"; top="$2"; mode="$3"
+S="$1"; top="$2"; mode="$3"; PAT="$4"; WAITS="$5"
 cd "$top"
 "$S" -o lowerdir=l1:l2 mnt
 cat mnt/dir/lower mnt/dir/upper
 ls -A mnt | tr '\n' ' '; echo
 test ! -e mnt/gone && echo gone-hidden
 test ! -e mnt/.wh.gone && echo marker-hidden
-pgrep -u "$(id -u)" -f "^$S " >/dev/null && echo daemon-running
+pgrep -u "$(id -u)" -f "$PAT" >/dev/null && echo daemon-running
 if [ "$mode" = unshare ]; then umount mnt; else fusermount3 -u mnt; fi
-for i in $(seq 100); do
-    pgrep -u "$(id -u)" -f "^$S " >/dev/null || { echo daemon-exited; break; }
+for i in $(seq "$WAITS"); do
+    pgrep -u "$(id -u)" -f "$PAT" >/dev/null || { echo daemon-exited; break; }
     sleep 0.05
 done
 '''
@@ -78,7 +91,7 @@ EXPECT = ["lower", "upper", "dir", "gone-hidden", "marker-hidden", "daemon-runni
 # the kernel would read it.
 WSCRIPT = r'''
 set -e
-S="$1"; top="$2"; mode="$3"
+S="$1"; top="$2"; mode="$3"; PAT="$4"; WAITS="$5"
 cd "$top"
 rm -rf u w; mkdir u w
 "$S" -o lowerdir=l1:l2,upperdir=u,workdir=w mnt
@@ -89,8 +102,8 @@ mkdir mnt/dir
 echo fresh > mnt/dir/new
 ls -A mnt/dir | tr '\n' ' '; echo
 if [ "$mode" = unshare ]; then umount mnt; else fusermount3 -u mnt; fi
-for i in $(seq 100); do
-    pgrep -u "$(id -u)" -f "^$S " >/dev/null || break
+for i in $(seq "$WAITS"); do
+    pgrep -u "$(id -u)" -f "$PAT" >/dev/null || break
     sleep 0.05
 done
 # the upper: dir is opaque (user.overlay.opaque=y), its lower files gone
@@ -108,8 +121,9 @@ try:
             ("plain user via fusermount3", [])):
         argv = (["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
                  "--clear-groups"] + prefix +
-                ["sh", "-c", WSCRIPT, "sh", S, top, "unshare" if prefix else "user"])
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                ["sh", "-c", WSCRIPT, "sh", S, top, "unshare" if prefix else "user",
+                  PAT, WAITS])
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60 * tap.SLOW)
         out = r.stdout.split("\n")
         ok = r.returncode == 0 and out[:5] == ["new ", "y", "new ", "new ", "fresh"]
         t.ok(ok, f"rootless ({mode_name}), writable: copy-up, whiteouts, opaque dir, "
@@ -122,8 +136,9 @@ try:
             ("plain user via fusermount3", [])):
         argv = (["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
                  "--clear-groups"] + prefix +
-                ["sh", "-c", SCRIPT, "sh", S, top, "unshare" if prefix else "user"])
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                ["sh", "-c", SCRIPT, "sh", S, top, "unshare" if prefix else "user",
+                  PAT, WAITS])
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60 * tap.SLOW)
         out = r.stdout.split()
         ok = r.returncode == 0 and all(e in out for e in EXPECT)
         t.ok(ok, f"rootless ({mode_name}): mount, whiteouts, read, unmount, daemon exits",
