@@ -65,6 +65,56 @@ void strata_ops_notify_stop(struct strata_fs *fs)
 	memset(&fs->notify, 0, sizeof(fs->notify));
 }
 
+/*
+ * Open handles, so that those still open when the mount goes away are
+ * freed: the kernel sends RELEASE asynchronously and drops it if the
+ * unmount wins the race (found by LeakSanitizer).  Handle -> its kind.
+ */
+enum { HANDLE_FILE = 1, HANDLE_DIR };
+
+struct dirhandle;
+static void dirhandle_free(struct dirhandle *h);
+
+static void handle_add(struct strata_fs *fs, void *h, int kind)
+{
+	g_mutex_lock(&fs->handles_lock);
+	if (!fs->handles)
+		fs->handles = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_insert(fs->handles, h, GINT_TO_POINTER(kind));
+	g_mutex_unlock(&fs->handles_lock);
+}
+
+static void handle_del(struct strata_fs *fs, void *h)
+{
+	g_mutex_lock(&fs->handles_lock);
+	if (fs->handles)
+		g_hash_table_remove(fs->handles, h);
+	g_mutex_unlock(&fs->handles_lock);
+}
+
+/* The session ends: free what the kernel never released. */
+static void op_destroy(void *userdata)
+{
+	struct strata_fs *fs = userdata;
+	GHashTable *t;
+	GHashTableIter it;
+	gpointer h, kind;
+
+	g_mutex_lock(&fs->handles_lock);
+	t = g_steal_pointer(&fs->handles);
+	g_mutex_unlock(&fs->handles_lock);
+	if (!t)
+		return;
+	g_hash_table_iter_init(&it, t);
+	while (g_hash_table_iter_next(&it, &h, &kind)) {
+		if (GPOINTER_TO_INT(kind) == HANDLE_FILE)
+			strata_file_release(fs, h);
+		else
+			dirhandle_free(h);
+	}
+	g_hash_table_destroy(t);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct strata_fs *fs = userdata;
@@ -229,8 +279,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * change (FUSE_CAP_AUTO_INVAL_DATA): keep the page cache across
 	 * opens. */
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0)
+	handle_add(fs, f, HANDLE_FILE);
+	if (fuse_reply_open(req, fi) != 0) {
+		handle_del(fs, f);
 		strata_file_release(fs, f);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -265,6 +318,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	handle_del(req_fs(req), fh(fi));
 	strata_file_release(req_fs(req), fh(fi));
 	fuse_reply_err(req, 0);
 }
@@ -356,8 +410,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	 * show a name twice or not at all (seen in the stress runs). */
 	fi->cache_readdir = !fs->has_upper;
 	fi->keep_cache = !fs->has_upper;
-	if (fuse_reply_open(req, fi) != 0)
+	handle_add(fs, h, HANDLE_DIR);
+	if (fuse_reply_open(req, fi) != 0) {
+		handle_del(fs, h);
 		dirhandle_free(h);
+	}
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -446,6 +503,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	handle_del(req_fs(req), (void *)(uintptr_t)fi->fh);
 	dirhandle_free((void *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -598,7 +656,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	f = strata_file_wrap(in, fd);
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fill_entry(fs, &e, in, &st);
+	handle_add(fs, f, HANDLE_FILE);
 	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_del(fs, f);
 		strata_file_release(fs, f);
 		strata_inode_unref(fs, in, 1);
 	}
@@ -690,6 +750,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 const struct fuse_lowlevel_ops strata_ops = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

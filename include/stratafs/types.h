@@ -204,6 +204,11 @@ struct strata_fs {
 
 	struct strata_inode *root;
 
+	/* open file and directory handles (ops.c), freed at the end of
+	 * the session if the kernel never released them */
+	GMutex handles_lock;
+	GHashTable *handles;
+
 	/* table size when the memory of freed inodes was last given back
 	 * (ops.c), atomic */
 	size_t trim_mark;
