@@ -13,13 +13,11 @@
  *
  * So threads take turns as "readers" (blocked in receive, or serving a
  * request they received), and:
- *   - a reader serves quick requests (lookup, getattr, getxattr,
- *     readdir from a snapshot, forget, ...) itself, then reads again: the
+ *   - a reader serves the request it got itself, then reads again: the
  *     serial case costs what the single-threaded loop costs;
- *   - before serving a request that may take long (data, namespace
- *     changes that may copy up, fsync, locks that wait), a lone
- *     reader makes sure another thread is reading, so the next request
- *     does not wait for this one;
+ *   - before serving a request that may wait indefinitely (a lock held
+ *     by another process), a lone reader makes sure another thread is
+ *     reading;
  *   - a watcher (the thread that called strata_loop_run) looks every
  *     2 ms while requests flow: requests pending, no thread blocked in
  *     receive and none received since the last look mean the readers
@@ -69,40 +67,20 @@ struct strata_loop {
 	uint64_t nreq;	  /* atomic: requests received */
 };
 
-/* A request that may take long: before serving it, a lone reader makes
- * sure someone else reads. */
+/* A request that may wait for as long as another process likes (a lock
+ * held elsewhere): before serving it, a lone reader makes sure someone
+ * else reads.  Every other request is served by the reader that got it;
+ * if it turns out slow, the watcher adds a reader within a tick.  (Handing
+ * off before every write or create cost two thread switches a request:
+ * untar spent most of its time in futex calls.) */
 static bool may_block(const struct fuse_buf *buf)
 {
 	const struct fuse_in_header *in;
 
 	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(*in))
-		return true; /* spliced: a large write */
+		return false; /* spliced: a large write */
 	in = buf->mem;
-	switch (in->opcode) {
-	case FUSE_LOOKUP:
-	case FUSE_FORGET:
-	case FUSE_BATCH_FORGET:
-	case FUSE_GETATTR:
-	case FUSE_READLINK:
-	case FUSE_GETXATTR:
-	case FUSE_LISTXATTR:
-	case FUSE_ACCESS:
-	case FUSE_STATFS:
-	case FUSE_FLUSH:
-	case FUSE_RELEASE:
-	case FUSE_OPENDIR: /* the listing is read at the first readdir */
-	case FUSE_RELEASEDIR:
-	case FUSE_READDIR:
-	case FUSE_READDIRPLUS:
-	case FUSE_LSEEK:
-	case FUSE_GETLK:
-	case FUSE_INTERRUPT:
-	case FUSE_INIT:
-	case FUSE_DESTROY:
-		return false;
-	default:
-		return true;
-	}
+	return in->opcode == FUSE_SETLKW;
 }
 
 static bool pending(struct strata_loop *lp)
