@@ -69,7 +69,7 @@ static void check_override(const uint8_t *data, size_t size)
 	uint64_t num[3];
 	int r = strata_parse_override((const char *)data, size, &uid, &gid,
 				      &mode);
-	bool canon = memchr(data, '\0', size) == NULL &&
+	bool canon = size > 0 && memchr(data, '\0', size) == NULL &&
 		     canonical_override((const char *)data, size, num);
 
 	if (r < 0) {
