@@ -12,6 +12,8 @@
  * another thread may still be reading from it.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -233,6 +235,152 @@ int strata_file_read_fd(struct strata_fs *fs, struct strata_file *f)
 	fd = f->fd;
 	g_mutex_unlock(&f->lock);
 	return fd;
+}
+
+/*
+ * Reading.  A short READ reply means end of file to the FUSE client (it
+ * even shrinks its cached size to it), so a real file that fails part way
+ * through a request must fail the whole request, as a local filesystem's
+ * read of a bad block fails: the kernel then retries page by page and the
+ * caller gets the data before the bad page and EIO at it.  Handing libfuse
+ * the fd would not do: it splices what it can and replies short on error.
+ * So the data first goes into a pipe of this thread's (splice: page
+ * references, no copy) until the request is full, EOF or an error, and
+ * only a pipe that holds everything is handed to libfuse, which splices it
+ * on to the kernel.  A real file that cannot splice is read into memory.
+ */
+struct readpipe {
+	int fd[2];
+	size_t cap;
+};
+
+static pthread_key_t readpipe_key;
+static pthread_once_t readpipe_once = PTHREAD_ONCE_INIT;
+
+static void readpipe_close(struct readpipe *p)
+{
+	if (p->fd[0] >= 0) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+	p->fd[0] = p->fd[1] = -1;
+	p->cap = 0;
+}
+
+static void readpipe_free(void *v)
+{
+	readpipe_close(v);
+	g_free(v);
+}
+
+static void readpipe_key_init(void)
+{
+	if (pthread_key_create(&readpipe_key, readpipe_free) != 0)
+		abort();
+}
+
+/* This thread's pipe, empty and able to hold @size bytes (plus the pages
+ * an unaligned range straddles), or NULL. */
+static struct readpipe *readpipe_get(size_t size)
+{
+	struct readpipe *p;
+	size_t want = size + 2 * 4096;
+	int r;
+
+	pthread_once(&readpipe_once, readpipe_key_init);
+	p = pthread_getspecific(readpipe_key);
+	if (!p) {
+		p = g_new0(struct readpipe, 1);
+		p->fd[0] = p->fd[1] = -1;
+		pthread_setspecific(readpipe_key, p);
+	}
+	if (p->fd[0] < 0) {
+		if (pipe2(p->fd, O_CLOEXEC) < 0) {
+			p->fd[0] = p->fd[1] = -1;
+			return NULL;
+		}
+		p->cap = 65536;
+	}
+	if (p->cap < want) {
+		r = fcntl(p->fd[1], F_SETPIPE_SZ, (int)want);
+		if (r < 0)
+			return NULL;
+		p->cap = (size_t)r;
+	}
+	return p;
+}
+
+int strata_file_read(struct strata_fs *fs, struct strata_file *f,
+		     size_t size, off_t off, struct strata_readbuf *rb)
+{
+	int fd = strata_file_read_fd(fs, f);
+	struct readpipe *p = readpipe_get(size);
+	loff_t pos = off;
+	size_t got = 0;
+	ssize_t n;
+
+	memset(rb, 0, sizeof(*rb));
+	rb->fd = -1;
+	while (p && got < size) {
+		n = splice(fd, &pos, p->fd[1], NULL, size - got, SPLICE_F_MOVE);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (got == 0 && (errno == EINVAL || errno == ENOSYS)) {
+			p = NULL; /* this file cannot splice: read below */
+			break;
+		}
+		n = -errno;
+		readpipe_close(p); /* drop the part read */
+		return (int)n;
+	}
+	if (p) {
+		rb->fd = p->fd[0];
+		rb->len = got;
+		return 0;
+	}
+	rb->mem = g_malloc(size ? size : 1);
+	while (got < size) {
+		n = pread(fd, (char *)rb->mem + got, size - got, off + (off_t)got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		n = -errno;
+		g_free(rb->mem);
+		rb->mem = NULL;
+		return (int)n;
+	}
+	rb->len = got;
+	return 0;
+}
+
+void strata_file_read_done(struct strata_readbuf *rb)
+{
+	struct readpipe *p;
+	int left = 0;
+
+	g_free(rb->mem);
+	rb->mem = NULL;
+	if (rb->fd < 0)
+		return;
+	/* a reply that failed part way leaves data in the pipe: the next
+	 * read must not send it */
+	if (ioctl(rb->fd, FIONREAD, &left) < 0 || left > 0) {
+		p = pthread_getspecific(readpipe_key);
+		if (p)
+			readpipe_close(p);
+	}
+	rb->fd = -1;
 }
 
 void strata_file_release(struct strata_fs *fs, struct strata_file *f)

@@ -289,13 +289,26 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct fuse_bufvec buf;
+	struct strata_readbuf rb;
+	int r;
 
-	/* no copy through our memory: libfuse splices from the fd */
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = strata_file_read_fd(req_fs(req), fh(fi));
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	(void)ino;
+	r = strata_file_read(req_fs(req), fh(fi), size, off, &rb);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (rb.mem || rb.len == 0) {
+		fuse_reply_buf(req, rb.mem, rb.len);
+	} else {
+		/* libfuse splices the pipe on to the kernel */
+		buf = (struct fuse_bufvec)FUSE_BUFVEC_INIT(rb.len);
+		buf.buf[0].flags = FUSE_BUF_IS_FD;
+		buf.buf[0].fd = rb.fd;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	}
+	strata_file_read_done(&rb);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,

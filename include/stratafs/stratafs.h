@@ -321,6 +321,16 @@ struct strata_file *strata_file_wrap(struct strata_inode *in, int fd);
 /* The fd to read from: a read-only handle opened before a copy-up moves
  * to the copy, so that it sees what was written since (POSIX). */
 int strata_file_read_fd(struct strata_fs *fs, struct strata_file *f);
+/* What a read produced: @len bytes in the pipe @fd (its read end) or in
+ * @mem.  strata_file_read_done() after the reply, on every path. */
+struct strata_readbuf {
+	int fd;
+	void *mem;
+	size_t len;
+};
+int strata_file_read(struct strata_fs *fs, struct strata_file *f,
+		     size_t size, off_t off, struct strata_readbuf *rb);
+void strata_file_read_done(struct strata_readbuf *rb);
 void strata_file_release(struct strata_fs *fs, struct strata_file *f);
 int strata_fsync(struct strata_fs *fs, struct strata_file *f, bool datasync);
 int strata_fsyncdir(struct strata_fs *fs, struct strata_inode *in,
