@@ -124,6 +124,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* the kernel clears setuid/setgid on write, truncate and chown
+	 * (SETATTR); we add the one case it leaves (sgid_killed_mode) */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* writeback=1: the kernel caches writes (fuse-overlayfs's option) */
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
@@ -311,13 +314,75 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	strata_file_read_done(&rb);
 }
 
+/*
+ * Setgid without group execute.  A write or truncation by a caller that
+ * is neither root nor in the file's group clears it on a local filesystem
+ * (Linux 6.x, setattr_should_drop_sgid), and the kernel overlayfs passes
+ * that on.  The FUSE client, unless the filesystem takes handle_killpriv
+ * (libfuse 3.14 cannot do its v2, and v1 would leave us every case),
+ * clears setuid and setgid-with-group-execute itself through SETATTR, but
+ * only those: this one is ours.  Root is taken as holding CAP_FSETID.
+ */
+static bool req_in_group(fuse_req_t req, const struct fuse_ctx *c, gid_t gid)
+{
+	gid_t small[32], *g = small;
+	bool in = false;
+	int n;
+
+	if (c->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, G_N_ELEMENTS(small), small);
+	if (n > (int)G_N_ELEMENTS(small)) {
+		g = g_new(gid_t, n);
+		n = fuse_req_getgroups(req, n, g);
+	}
+	for (int i = 0; i < n && !in; i++)
+		in = g[i] == gid;
+	if (g != small)
+		g_free(g);
+	return in;
+}
+
+/* The mode @in must get before the caller of @req changes its data, or
+ * 0 if it keeps its mode. */
+static mode_t sgid_killed_mode(fuse_req_t req, struct strata_fs *fs,
+			       struct strata_inode *in, int fd)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct stat st;
+
+	if (c->uid == 0 || !S_ISREG(in->type))
+		return 0;
+	/* the common case in one fstat: no setgid on the real file (with
+	 * xattr_permissions the mode shown is the xattr's) */
+	if (!fs->override_xattr && fd >= 0 &&
+	    (fstat(fd, &st) < 0 || !(st.st_mode & S_ISGID)))
+		return 0;
+	if (strata_getattr(fs, in, &st) < 0 ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID ||
+	    req_in_group(req, c, st.st_gid))
+		return 0;
+	return (st.st_mode & 07777 & ~S_ISGID) | S_IFREG;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	struct strata_fs *fs = req_fs(req);
+	struct stat st;
+	mode_t mode;
 	ssize_t r;
 
+	mode = sgid_killed_mode(req, fs, fh(fi)->in, fh(fi)->fd);
+	if (mode) {
+		st.st_mode = mode;
+		if (strata_setattr(fs, fh(fi)->in, &st, STRATA_SET_MODE,
+				   fh(fi), &st) == 0 &&
+		    fs->notify.inval_inode)
+			fs->notify.inval_inode(fs->notify.ctx, fh(fi)->in);
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fh(fi)->fd;
 	out.buf[0].pos = off;
@@ -737,6 +802,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
 		if (to_set & map[i].fuse)
 			valid |= map[i].ours;
+	if ((valid & (STRATA_SET_SIZE | STRATA_SET_MODE)) == STRATA_SET_SIZE) {
+		mode_t mode = sgid_killed_mode(req, fs, node(fs, ino), -1);
+
+		if (mode) {
+			attr->st_mode = mode;
+			valid |= STRATA_SET_MODE;
+		}
+	}
 	r = strata_setattr(fs, node(fs, ino), attr, valid, fi ? fh(fi) : NULL,
 			   &st);
 	if (r < 0)

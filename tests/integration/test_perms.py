@@ -138,6 +138,8 @@ OBJECTS = [
     ("suid-rw3", "f", 0o6777, 0, 0, b"suid\n", {}),
     ("sgid-nox", "f", 0o2666, 0, 0, b"sgid\n", {}),
     ("sgid-nox-grp", "f", 0o2666, 0, "G", b"sgid\n", {}),
+    ("sgid-nox-tr", "f", 0o2666, 0, 0, b"sgid\n", {}),
+    ("sgid-nox-grp-tr", "f", 0o2666, 0, "G", b"sgid\n", {}),
     ("suid-own", "f", 0o6775, "U", "G", b"own\n", {}),
     ("suid-own2", "f", 0o6775, "U", "G", b"own\n", {}),
     ("suid-own3", "f", 0o4755, "U", "G", b"own\n", {}),
@@ -262,7 +264,7 @@ def state_of(path):
     return (oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid, xs, cap)
 
 
-def check(name, op, rels=(), targets=ALL, expect=None, upper_of=None, todo=None,
+def check(name, op, rels=(), targets=ALL, expect=None, upper_of=None,
           expect_upper=None):
     """Run op(target) on every target; compare its result, the state of
     each path in rels after it and (upper_of) the upper file's
@@ -289,15 +291,6 @@ def check(name, op, rels=(), targets=ALL, expect=None, upper_of=None, todo=None,
         diag += f"\nexpected result: {expect}"
     if expect_upper is not None:
         diag += f"\nexpected in the upper: {expect_upper}"
-    if todo:
-        # a known difference: TAP's TODO, which meson counts as an
-        # expected failure, and as a failure once it passes
-        t.n += 1
-        print(f"{'ok' if same and good else 'not ok'} {t.n} - {name} # TODO {todo}",
-              flush=True)
-        for line in diag.splitlines():
-            print(f"# {line}", flush=True)
-        return same and good
     return t.ok(same and good, name, diag)
 
 
@@ -467,9 +460,11 @@ def checks_for(s):
     check(f"{s}: 06777 root file written by root: bits kept",
           root(append, f("suid-rw3")), [f("suid-rw3")], expect=("ok", 1))
     check(f"{s}: 02666 root file (setgid, no group x) written by a non-member: setgid cleared",
-          user(write, f("sgid-nox")), [f("sgid-nox")], expect=("ok", 1),
-          todo="FUSE without handle_killpriv: the kernel's FUSE client clears setgid only "
-               "with group x (see the report; needs the write path in src/ops.c)")
+          user(write, f("sgid-nox")), [f("sgid-nox")], expect=("ok", 1))
+    check(f"{s}: 02666 root file truncated by a non-member: setgid cleared",
+          user(os.truncate, f("sgid-nox-tr"), 1), [f("sgid-nox-tr")], expect=OK0)
+    check(f"{s}: 02666 file of the user's group truncated by a member: setgid kept",
+          user(os.truncate, f("sgid-nox-grp-tr"), 1), [f("sgid-nox-grp-tr")], expect=OK0)
     check(f"{s}: 02666 file of the user's group written by the user (a member): setgid kept",
           user(write, f("sgid-nox-grp")), [f("sgid-nox-grp")], expect=("ok", 1))
     check(f"{s}: 06775 own file written by the owner: cleared",
