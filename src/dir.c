@@ -248,6 +248,27 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 	r = strata_do_fstatat(udir, "", &pst, AT_EMPTY_PATH);
 	if (r < 0)
 		goto out;
+	if (s->n == 1) {
+		/* nothing below this directory: no lower name to hide, so
+		 * only a whiteout left in it needs the careful way, and
+		 * O_EXCL (or mkdir) finds anything that is there */
+		r = make_object(fs, udir, name, req, fd);
+		if (r == 0) {
+			r = finish_object(fs, udir, name, fd ? *fd : -1, req,
+					  &pst);
+			if (r < 0) {
+				if (fd && *fd >= 0)
+					close(*fd);
+				if (fd)
+					*fd = -1;
+				strata_remove_tree(udir, name);
+				goto out;
+			}
+			goto created;
+		}
+		if (r != -EEXIST)
+			goto out;
+	}
 	state = strata_upper_state(udir, name, &ust);
 	if (state < 0) {
 		r = state;
@@ -316,6 +337,7 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 			goto out;
 		}
 	}
+created:
 	r = strata_lookup_created(fs, dir, name, udir, fd ? *fd : -1, out, st);
 	if (r < 0 && fd && *fd >= 0) {
 		close(*fd);

@@ -15,7 +15,8 @@
  * Marker names (".wh.*") never resolve.
  *
  * Each probe is one fstatat() per layer of the parent's stack, plus one
- * for an AUFS ".wh.NAME" where the name is absent; a lower layer whose
+ * for an AUFS ".wh.NAME" where the name is absent and layers remain below
+ * (in the last layer it would hide nothing); a lower layer whose
  * directory is indexed (names.c) and does not hold the name is skipped
  * without a system call.
  */
@@ -62,7 +63,9 @@ int strata_resolve_in(struct strata_fs *fs,
 			continue;
 		r = strata_do_fstatat(e->fd, name, &st, AT_SYMLINK_NOFOLLOW);
 		if (r == -ENOENT) {
-			r = strata_aufs_whiteout_exists(e->fd, name);
+			/* in the last layer a ".wh.NAME" would hide nothing */
+			r = i + 1 < n ? strata_aufs_whiteout_exists(e->fd, name)
+				      : 0;
 			if (r < 0)
 				goto fail;
 			if (r > 0)
@@ -104,6 +107,8 @@ int strata_resolve_in(struct strata_fs *fs,
 			goto fail;
 		ents[nd - 1].xwhiteouts = m.xwhiteouts;
 		if (m.opaque)
+			break;
+		if (i + 1 == n)
 			break;
 		/* ".wh.NAME" beside a directory NAME: the layer deleted the
 		 * lower NAME and made a new one; nothing below merges */
@@ -173,6 +178,7 @@ int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
 			  const char *name, int udir, int fd,
 			  struct strata_inode **out, struct stat *st)
 {
+	struct strata_stack *stack = NULL;
 	struct stat rst;
 	uint64_t key;
 	int r;
@@ -181,8 +187,20 @@ int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
 		    : strata_do_fstatat(udir, name, &rst, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		return r;
-	if (S_ISDIR(rst.st_mode) || rst.st_nlink > 1)
+	if (S_ISDIR(rst.st_mode)) {
+		/* its stack is the new upper directory alone: it was made
+		 * where no lower directory shows, or opaque */
+		r = strata_do_openat(udir, name,
+				     O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (r < 0)
+			return r;
+		stack = strata_stack_new(1);
+		stack->e[0].layer = 0;
+		stack->e[0].fd = r;
+		stack->e[0].xwhiteouts = false;
+	} else if (rst.st_nlink > 1) {
 		return strata_lookup(fs, dir, name, out, st);
+	}
 	/* what strata_resolve would find: an upper object of one name,
 	 * no origin, no whiteout */
 	key = strata_map_ino(fs, 0, rst.st_ino);
@@ -190,8 +208,10 @@ int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
 	strata_fix_stat(fs, &rst, key, 1);
 	g_rw_lock_reader_lock(&dir->ns_lock);
 	*out = strata_inode_get_ex(fs, key, false, rst.st_ino, rst.st_mode,
-				   dir, name, 0, NULL);
+				   dir, name, 0, stack);
 	g_rw_lock_reader_unlock(&dir->ns_lock);
+	if (stack == NULL && S_ISREG(rst.st_mode))
+		g_atomic_int_set(&(*out)->cap_seq, 1); /* no capability yet */
 	*st = rst;
 	return 0;
 }

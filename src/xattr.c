@@ -117,6 +117,26 @@ static int served(struct strata_fs *fs, const char *xname)
 	return 0;
 }
 
+/* The kernel asks for security.capability before each write: its
+ * absence is remembered per inode (cap_seq). */
+static bool is_cap(const char *xname)
+{
+	return strcmp(xname, "security.capability") == 0;
+}
+
+/* Forget a remembered absence: @xname is about to change. */
+static void cap_changing(struct strata_inode *in, const char *xname)
+{
+	int seq;
+
+	if (!is_cap(xname))
+		return;
+	do
+		seq = g_atomic_int_get(&in->cap_seq);
+	while (!g_atomic_int_compare_and_exchange(&in->cap_seq, seq,
+						  (seq + 2) & ~1));
+}
+
 ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,
 			const char *xname, void *buf, size_t size)
 {
@@ -130,6 +150,19 @@ ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,
 		return r;
 	if (real)
 		xname = real;
+	if (is_cap(xname)) {
+		int seq = g_atomic_int_get(&in->cap_seq);
+		ssize_t n;
+
+		if (seq & 1)
+			return -ENODATA;
+		n = WITH_REAL(fs, in, strata_do_getxattr_at(dirfd, name, xname,
+							    buf, size));
+		if (n == -ENODATA)
+			g_atomic_int_compare_and_exchange(&in->cap_seq, seq,
+							  seq | 1);
+		return n;
+	}
 	return WITH_REAL(fs, in,
 			 strata_do_getxattr_at(dirfd, name, xname, buf, size));
 }
@@ -215,8 +248,10 @@ int strata_setxattr(struct strata_fs *fs, struct strata_inode *in,
 	r = upper_of(fs, in, &s, &dirfd, &name);
 	if (r < 0)
 		return r;
+	cap_changing(in, xname);
 	r = strata_do_setxattr_at(dirfd, name, real ? real : xname, val, size,
 				  flags);
+	cap_changing(in, xname);
 	strata_stack_unref(s);
 	return r;
 }
@@ -243,7 +278,9 @@ int strata_removexattr(struct strata_fs *fs, struct strata_inode *in,
 	r = upper_of(fs, in, &s, &dirfd, &name);
 	if (r < 0)
 		return r;
+	cap_changing(in, xname);
 	r = strata_do_removexattr_at(dirfd, name, real ? real : xname);
+	cap_changing(in, xname);
 	strata_stack_unref(s);
 	return r;
 }

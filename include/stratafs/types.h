@@ -134,6 +134,11 @@ struct strata_inode {
 	 * the first lookup (names.c); set once (atomic), freed with the
 	 * inode. */
 	struct strata_dcache *dcache;
+	/* security.capability known absent (bit 0), and a count bumped by
+	 * every set or removal of it (xattr.c), so that a lookup that
+	 * raced with one cannot cache a stale absence: the kernel asks for
+	 * it before every write and chown of a file (atomic) */
+	int cap_seq;
 };
 
 struct strata_alias {
