@@ -5,7 +5,8 @@ it runs (tap.py); this catches the rest: unit tests, tests that do not use
 tap.Tap, daemons that outlived their test.
 
 Reads STRATAFS_SANITIZER_LOG_DIR and/or STRATAFS_VALGRIND_LOG_DIR (see
-tap.py).  Waits for the daemons of this build (STRATAFS) to end, then
+tap.py).  Waits for the daemons of this build (STRATAFS) that were started
+for the same log directory to end (not those of another run), then
 prints one TAP line per directory.  Every log it has looked at is moved to
 DIR/checked/ (clean) or DIR/reported/ (with a problem), so that the next
 run starts empty and no report is counted twice.  Without either variable
@@ -21,9 +22,9 @@ if not (tap.SAN_DIR or tap.VG_DIR):
     skip_all("neither STRATAFS_SANITIZER_LOG_DIR nor STRATAFS_VALGRIND_LOG_DIR is set")
 
 t = Tap()
-gone = tap.wait_own_daemons_gone()
+gone = tap.wait_own_daemons_gone(run_wide=True)
 t.ok(gone, "no daemon of this build is left running",
-     f"pids {tap.own_daemon_pids()}")
+     "pids " + ", ".join(tap._describe(p) for p in tap.own_daemon_pids(run_wide=True)))
 stamp = time.strftime("%Y%m%d-%H%M%S")
 for d, kind in ((tap.SAN_DIR, "sanitizer report"), (tap.VG_DIR, "valgrind error")):
     if not d:

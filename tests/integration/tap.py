@@ -182,8 +182,22 @@ def probe_writable(tgt):
 #       split like a shell would).
 # Daemons started through mount(8), mount.fuse3 and as other users inherit
 # the environment: the directories are world-writable (sticky).  At done()
-# each test waits for the daemons of its binary to end and adds one TAP
-# line for the reports that appeared while it ran.
+# each test waits for the daemons it started to end and adds one TAP line
+# for the reports that appeared while it ran.
+#
+# Which daemons are a test's own: a detached daemon is reparented away
+# from the test, and the same binary may be running for someone else at
+# the same time (another test suite on the same build, a mount by hand).
+# Waiting for every process of the binary made a test wait its full
+# timeout (8 min under valgrind) for a daemon that was not its own.  So
+# with either directory set, the test puts a token in its environment,
+# STRATAFS_TAP_OWNER (kept if inherited: helpers it runs, like
+# contrib/stress/stress.py, count as the test), which every process it
+# starts inherits; the wrapper script sets it as well, for callers that
+# pass their own environment.  A process of this binary is the test's own
+# when its /proc/PID/environ holds the token.  check_reports.py, at the end
+# of the run, waits instead for every process of the binary that was
+# started for the same log directory (own_daemon_pids(run_wide=True)).
 
 SAN_DIR = os.environ.get("STRATAFS_SANITIZER_LOG_DIR") or None
 VG_DIR = os.environ.get("STRATAFS_VALGRIND_LOG_DIR") or None
@@ -226,6 +240,10 @@ def _log_files():
     return out
 
 
+OWNER_VAR = "STRATAFS_TAP_OWNER"
+if SAN_DIR or VG_DIR:
+    os.environ.setdefault(OWNER_VAR, f"{os.getpid()}.{os.urandom(6).hex()}")
+
 _log_dir_setup()
 _LOGS_BEFORE = _log_files()
 _WRAPPER_DIR = None
@@ -245,9 +263,15 @@ def wrapper_script(real):
         os.chmod(_WRAPPER_DIR, 0o755)
         atexit.register(shutil.rmtree, _WRAPPER_DIR, True)
     path = os.path.join(_WRAPPER_DIR, "stratafs")
+    # the variables that tell whose daemon it is (own_daemon_pids), even
+    # when the caller passes the daemon an environment of its own
+    marks = " ".join(f"{v}={shlex.quote(os.environ[v])}"
+                     for v in (OWNER_VAR, "STRATAFS_VALGRIND_LOG_DIR",
+                               "STRATAFS_SANITIZER_LOG_DIR") if os.environ.get(v))
     with open(path, "w") as f:
         f.write("#!/bin/sh\n# tap.py: the daemon under STRATAFS_WRAPPER\n"
-                f"exec {os.environ['STRATAFS_WRAPPER']} {shlex.quote(real)} \"$@\"\n")
+                + (f"export {marks}\n" if marks else "")
+                + f"exec {os.environ['STRATAFS_WRAPPER']} {shlex.quote(real)} \"$@\"\n")
     os.chmod(path, 0o755)
     return path
 
@@ -268,9 +292,23 @@ def _is_daemon_argv(argv):
     return WRAPPED and any(os.path.basename(a) == b"stratafs" for a in argv[1:])
 
 
-def own_daemon_pids(real=None):
-    """Live processes running this build's binary, directly or wrapped."""
+def _owner_marks(run_wide):
+    """The environment entries (bytes) of which a process of this binary
+    must hold one to count as ours; None: any process of it counts."""
+    if run_wide:
+        marks = [f"{v}={d}" for v, d in (("STRATAFS_VALGRIND_LOG_DIR", VG_DIR),
+                                         ("STRATAFS_SANITIZER_LOG_DIR", SAN_DIR)) if d]
+    else:
+        marks = [f"{OWNER_VAR}={os.environ[OWNER_VAR]}"] if os.environ.get(OWNER_VAR) else []
+    return {m.encode() for m in marks} or None
+
+
+def own_daemon_pids(real=None, run_wide=False):
+    """Live processes running this build's binary, directly or wrapped,
+    that this test started (see OWNER_VAR above), or with run_wide that
+    any test started for the same sanitizer/valgrind log directory."""
     real = (real or real_stratafs_bin()).encode()
+    marks = _owner_marks(run_wide)
     pids = []
     for p in os.listdir("/proc"):
         if not p.isdigit() or int(p) == os.getpid():
@@ -281,10 +319,15 @@ def own_daemon_pids(real=None):
                 argv = f.read().split(b"\0")
             with open(f"/proc/{p}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
+            if state == "Z" or not (exe == real or (WRAPPED and real in argv)):
+                continue
+            if marks is not None:
+                with open(f"/proc/{p}/environ", "rb") as f:
+                    if marks.isdisjoint(f.read().split(b"\0")):
+                        continue
         except OSError:
             continue
-        if state != "Z" and (exe == real or (WRAPPED and real in argv)):
-            pids.append(int(p))
+        pids.append(int(p))
     return pids
 
 
@@ -321,13 +364,23 @@ def report_problems(path):
                      ([f"... ({len(lines) - 80} more lines)"] if len(lines) > 80 else []))
 
 
-def wait_own_daemons_gone(timeout=60.0):
+def wait_own_daemons_gone(timeout=60.0, run_wide=False):
     end = time.time() + timeout * SLOW
     while time.time() < end:
-        if not own_daemon_pids():
+        if not own_daemon_pids(run_wide=run_wide):
             return True
         time.sleep(0.2)
     return False
+
+
+def _describe(pid):
+    """PID and its command line, for a diagnostic."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        argv = "?"
+    return f"{pid} ({argv[-300:]})"
 
 
 def check_daemon_reports(t):
@@ -339,7 +392,8 @@ def check_daemon_reports(t):
     new = sorted(_log_files() - _LOGS_BEFORE)
     problems = [p for p in (report_problems(f) for f in new) if p]
     if not gone:
-        problems.append(f"daemons still running: {own_daemon_pids()}")
+        problems.append("daemons still running: "
+                        + ", ".join(_describe(p) for p in own_daemon_pids()))
     if VG_DIR:
         name = f"valgrind: no error in the {len(new)} process logs of this test"
     else:
