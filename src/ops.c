@@ -282,6 +282,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * change (FUSE_CAP_AUTO_INVAL_DATA): keep the page cache across
 	 * opens. */
 	fi->keep_cache = 1;
+	/* close(2) needs nothing from us: locks are the kernel's (no
+	 * getlk/setlk) and writes reached the real file at WRITE */
+	fi->noflush = !fs->writeback;
 	handle_add(fs, f, HANDLE_FILE);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_del(fs, f);
@@ -733,6 +736,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	f = strata_file_wrap(in, fd);
 	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->noflush = !fs->writeback; /* as in op_open */
 	fill_entry(fs, &e, in, &st);
 	handle_add(fs, f, HANDLE_FILE);
 	if (fuse_reply_create(req, &e, fi) != 0) {
