@@ -302,6 +302,20 @@ int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
 	return 0;
 }
 
+bool strata_inode_known(struct strata_fs *fs, uint64_t key, mode_t type)
+{
+	struct strata_ikey probe = { .key = key };
+	struct strata_inode *in;
+	bool known;
+
+	g_mutex_lock(&fs->table_lock);
+	in = g_hash_table_lookup(fs->inodes, &probe);
+	/* the shown number is the key unless the object is a copy */
+	known = in && in->type == (type & S_IFMT) && in->ino == key;
+	g_mutex_unlock(&fs->table_lock);
+	return known;
+}
+
 size_t strata_table_size(struct strata_fs *fs)
 {
 	size_t n;

@@ -544,12 +544,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		struct strata_inode *in = NULL;
 		struct stat st;
 
-		if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0) {
-			/* no lookup for these: ino 0 keeps the kernel from
-			 * creating an entry */
+		if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0 ||
+		    strata_inode_known(fs, d->ino, DTTOIF(d->type))) {
+			/* no lookup for these: node id 0 tells the kernel
+			 * "no attributes for this one", so it creates no
+			 * entry and keeps what it has.  An object we already
+			 * have an inode for is one the kernel holds: a walk
+			 * over a warm tree costs no lookups (and if the
+			 * kernel lacks this name of it, it looks it up) */
 			fill_entry(fs, &e, NULL, NULL);
 			e.attr.st_ino = d->ino;
-			e.attr.st_mode = S_IFDIR;
+			e.attr.st_mode = DTTOIF(d->type);
 		} else {
 			int r = strata_lookup(fs, dir, d->name, &in, &st);
 

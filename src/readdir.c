@@ -91,7 +91,9 @@ struct strata_dirsnap *strata_merge_listings(const struct strata_fs *fs,
 			if (r->whiteout)
 				continue;
 			dirsnap_add(snap, r->name,
-				    strata_map_ino(fs, layers[l], r->ino),
+				    r->shown ? r->ino
+					     : strata_map_ino(fs, layers[l],
+							      r->ino),
 				    r->type);
 		}
 		/* ".wh.X" hides X only in the layers below its own */
@@ -158,6 +160,32 @@ static int read_layer(const struct strata_stack_entry *e, GArray *out,
 	return r;
 }
 
+/* An impure upper directory (copy-up published into it, or a copy moved
+ * in) lists copies under the numbers stat shows, their origins', as the
+ * kernel's readdir does; one xattr read per entry, only there. */
+static void shown_inos(struct strata_fs *fs, int dirfd, GArray *list)
+{
+	char y;
+
+	if (!fs->has_upper || !fs->xattr_ok ||
+	    strata_do_getxattr_at(dirfd, NULL,
+				  strata_marker_xattr(STRATA_MARKER_IMPURE,
+						      fs->xattr_ns),
+				  &y, 1) <= 0)
+		return;
+	for (guint i = 0; i < list->len; i++) {
+		struct strata_raw_dirent *r =
+			&g_array_index(list, struct strata_raw_dirent, i);
+		struct stat st = { .st_ino = r->ino };
+
+		if (r->whiteout || strcmp(r->name, ".") == 0 ||
+		    strcmp(r->name, "..") == 0)
+			continue;
+		r->ino = strata_shown_ino(fs, dirfd, r->name, 0, &st);
+		r->shown = true;
+	}
+}
+
 int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 			    struct strata_dirsnap **out)
 {
@@ -182,6 +210,8 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 		lists[i] = g_array_new(FALSE, FALSE,
 				       sizeof(struct strata_raw_dirent));
 		r = read_layer(&s->e[i], lists[i], names);
+		if (r == 0 && s->e[i].layer == 0)
+			shown_inos(fs, s->e[i].fd, lists[i]);
 		raw[i] = (struct strata_raw_dirent *)lists[i]->data;
 		n[i] = lists[i]->len;
 		layers[i] = s->e[i].layer;

@@ -162,6 +162,9 @@ struct strata_stack *strata_inode_stack(struct strata_inode *in);
 int strata_inode_where(struct strata_fs *fs, struct strata_inode *in,
 		       struct strata_stack **pstack, int *dirfd, char **name,
 		       uint32_t *layer);
+/* Whether the table holds an inode of this key and type (shown inode
+ * numbers of objects never copied up are their keys). */
+bool strata_inode_known(struct strata_fs *fs, uint64_t key, mode_t type);
 size_t strata_table_size(struct strata_fs *fs);
 /* The topmost real entry of @in as (*dirfd, *name), or for a directory
  * its own fd with *name NULL; *s (a reference) keeps the fd open. */
@@ -281,6 +284,7 @@ struct strata_raw_dirent {
 	uint64_t ino; /* real inode number */
 	unsigned char type; /* DT_* */
 	bool whiteout;	    /* a whiteout held by the entry itself */
+	bool shown;	    /* ino is already the number shown (a copy's) */
 };
 struct strata_dirent {
 	char *name;

@@ -156,6 +156,26 @@ t.ok(before == b"lower content\n" and after == b"LOWER content\n",
 t.ok(os.lstat(p).st_ino == ino_before, "st_ino is kept across copy-up")
 t.ok(os.path.exists(os.path.join(U, "dir/file")), "the copy is in the upper layer")
 
+# readdir of a directory full of copies (impure) shows st_ino's numbers, also
+# past the first chunk the kernel reads with readdirplus, and after a remount
+unmount(M)
+os.makedirs(os.path.join(L, "many"), exist_ok=True)
+for i in range(600):
+    mk(f"lower/many/f{i:03d}", b"x")
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+for i in range(600):
+    os.chmod(os.path.join(M, f"many/f{i:03d}"), 0o640)
+for when in ("after the copy-ups", "after a remount"):
+    with os.scandir(os.path.join(M, "many")) as it:
+        dino = {e.name: e.inode() for e in it}
+    bad = [f"{n}: d_ino {v} != st_ino {os.lstat(os.path.join(M, 'many', n)).st_ino}"
+           for n, v in sorted(dino.items())
+           if v != os.lstat(os.path.join(M, "many", n)).st_ino]
+    t.ok(len(dino) == 600 and not bad, f"readdir d_ino equals st_ino for 600 copies, {when}",
+         "\n".join(bad[:5]) + f"\n({len(bad)} differ, {len(dino)} listed)")
+    unmount(M)
+    mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+
 # an open directory read again from the start shows it as it is now
 # (rewinddir; also how the kernel refills its readdir cache)
 dfd = os.open(os.path.join(M, "dir"), os.O_RDONLY | os.O_DIRECTORY)
