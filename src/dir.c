@@ -162,6 +162,30 @@ static int finish_object(struct strata_fs *fs, int dir, const char *name,
 	return strata_set_owner_mode(fs, dir, name, uid, gid, mode);
 }
 
+/* Make (@udir, @name) in the upper layer with its owner and mode (and
+ * opaque if @opaque); on failure nothing of it is left, and -EEXIST means
+ * something was already there (and is left alone). */
+static int make_in_upper(struct strata_fs *fs, int udir, const char *name,
+			 const struct strata_newobj *req, int *fd,
+			 const struct stat *pst, bool opaque)
+{
+	int r = make_object(fs, udir, name, req, fd);
+
+	if (r < 0)
+		return r;
+	r = finish_object(fs, udir, name, fd ? *fd : -1, req, pst);
+	if (r == 0 && opaque)
+		r = strata_set_opaque(fs, udir, name);
+	if (r < 0) {
+		if (fd && *fd >= 0)
+			close(*fd);
+		if (fd)
+			*fd = -1;
+		strata_remove_tree(udir, name);
+	}
+	return r;
+}
+
 /* The directory @in moves to @name of the directory stack @to. */
 static int opaque_if_lower(struct strata_fs *fs, struct strata_inode *in,
 			   struct strata_inode *todir,
@@ -252,20 +276,9 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 		/* nothing below this directory: no lower name to hide, so
 		 * only a whiteout left in it needs the careful way, and
 		 * O_EXCL (or mkdir) finds anything that is there */
-		r = make_object(fs, udir, name, req, fd);
-		if (r == 0) {
-			r = finish_object(fs, udir, name, fd ? *fd : -1, req,
-					  &pst);
-			if (r < 0) {
-				if (fd && *fd >= 0)
-					close(*fd);
-				if (fd)
-					*fd = -1;
-				strata_remove_tree(udir, name);
-				goto out;
-			}
+		r = make_in_upper(fs, udir, name, req, fd, &pst, false);
+		if (r == 0)
 			goto created;
-		}
 		if (r != -EEXIST)
 			goto out;
 	}
@@ -289,21 +302,11 @@ int strata_create(struct strata_fs *fs, struct strata_inode *dir,
 
 	if (state != STRATA_UPPER_WHITEOUT) {
 		/* the common case: straight into the upper directory */
-		r = make_object(fs, udir, name, req, fd);
-		if (r == 0)
-			r = finish_object(fs, udir, name, fd ? *fd : -1, req,
-					  &pst);
-		if (r == 0 && state == STRATA_UPPER_AUFS &&
-		    S_ISDIR(req->mode))
-			r = strata_set_opaque(fs, udir, name);
-		if (r < 0) {
-			if (fd && *fd >= 0)
-				close(*fd);
-			if (fd)
-				*fd = -1;
-			strata_remove_tree(udir, name);
+		r = make_in_upper(fs, udir, name, req, fd, &pst,
+				  state == STRATA_UPPER_AUFS &&
+					  S_ISDIR(req->mode));
+		if (r < 0)
 			goto out;
-		}
 		if (state == STRATA_UPPER_AUFS)
 			strata_clear_aufs_whiteout(udir, name);
 	} else {

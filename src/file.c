@@ -321,32 +321,13 @@ int strata_file_read(struct strata_fs *fs, struct strata_file *f,
 
 	memset(rb, 0, sizeof(*rb));
 	rb->fd = -1;
-	while (p && got < size) {
-		n = splice(fd, &pos, p->fd[1], NULL, size - got, SPLICE_F_MOVE);
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (got == 0 && (errno == EINVAL || errno == ENOSYS)) {
-			p = NULL; /* this file cannot splice: read below */
-			break;
-		}
-		n = -errno;
-		readpipe_close(p); /* drop the part read */
-		return (int)n;
-	}
-	if (p) {
-		rb->fd = p->fd[0];
-		rb->len = got;
-		return 0;
-	}
-	rb->mem = g_malloc(size ? size : 1);
+	if (!p)
+		rb->mem = g_malloc(size ? size : 1);
 	while (got < size) {
-		n = pread(fd, (char *)rb->mem + got, size - got, off + (off_t)got);
+		n = p ? splice(fd, &pos, p->fd[1], NULL, size - got,
+			       SPLICE_F_MOVE)
+		      : pread(fd, (char *)rb->mem + got, size - got,
+			      off + (off_t)got);
 		if (n > 0) {
 			got += (size_t)n;
 			continue;
@@ -355,11 +336,21 @@ int strata_file_read(struct strata_fs *fs, struct strata_file *f,
 			break;
 		if (errno == EINTR)
 			continue;
+		if (p && got == 0 && (errno == EINVAL || errno == ENOSYS)) {
+			/* this file cannot splice: read it into memory */
+			p = NULL;
+			rb->mem = g_malloc(size ? size : 1);
+			continue;
+		}
 		n = -errno;
+		if (p)
+			readpipe_close(p); /* drop the part read */
 		g_free(rb->mem);
 		rb->mem = NULL;
 		return (int)n;
 	}
+	if (p)
+		rb->fd = p->fd[0];
 	rb->len = got;
 	return 0;
 }
