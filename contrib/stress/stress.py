@@ -288,15 +288,19 @@ class Worker:
                     out.append(f"{q}: {ename(e.errno)}")
         return out
 
-    def call(self, op, desc, fn, expect=0):
-        """An operation on own names: it must return exactly expect."""
+    def attempt(self, op, desc, fn):
+        """Run fn, count and note it: (its result or None, errno or 0)."""
         self.counts[op] = self.counts.get(op, 0) + 1
         try:
-            r = fn()
-            err = 0
+            r, err = fn(), 0
         except OSError as e:
             r, err = None, e.errno
         self.note(op, desc, err)
+        return r, err
+
+    def call(self, op, desc, fn, expect=0):
+        """An operation on own names: it must return exactly expect."""
+        r, err = self.attempt(op, desc, fn)
         if err != expect:
             self.fail(op, desc, f"returned {ename(err)}, expected {ename(expect)}",
                       f"{ename(err)} (expected {ename(expect)})")
@@ -305,13 +309,7 @@ class Worker:
 
     def race(self, op, desc, fn, allowed):
         """An operation on shared names: errors in allowed are races."""
-        self.counts[op] = self.counts.get(op, 0) + 1
-        try:
-            r = fn()
-            err = 0
-        except OSError as e:
-            r, err = None, e.errno
-        self.note(op, desc, err)
+        r, err = self.attempt(op, desc, fn)
         if err and err not in allowed:
             self.fail(op, desc, f"returned {ename(err)}, not an error this "
                       f"race may give ({', '.join(ename(a) for a in allowed) or 'none'})",

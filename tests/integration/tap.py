@@ -1,5 +1,6 @@
 """Minimal TAP producer and mount helpers shared by the integration tests."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,15 @@ def skip_all(reason):
     error: exit 0, the '1..0 # SKIP' plan makes meson report a skip."""
     print(f"1..0 # SKIP {reason}", flush=True)
     sys.exit(0 if "--meson" in sys.argv else SKIP)
+
+
+def leave_top(top, keep):
+    """At the end of a test: remove its scratch tree, or say where it is
+    kept (--keep)."""
+    if keep:
+        print(f"# kept {top}", flush=True)
+    else:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def require_root_fuse():

@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 
-from tap import (Tap, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
+from tap import (Tap, leave_top, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone, wait_mounted)
 
 MiB = 1 << 20
@@ -676,10 +676,7 @@ def main(argv):
     finally:
         if tgt is not None:
             tgt.cleanup()
-        if args.keep:
-            print(f"# kept {top}", flush=True)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        leave_top(top, args.keep)
 
 
 if __name__ == "__main__":

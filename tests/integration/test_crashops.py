@@ -50,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 
-from tap import (Tap, daemon_pids, is_mounted, require_root_fuse, skip_all,
+from tap import (Tap, leave_top, daemon_pids, is_mounted, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone, wait_mounted)
 import treedump
 from test_faults import FAULT, NO_MKNOD, tree_diff, work_leftovers, ALL_FIELDS
@@ -650,10 +650,7 @@ def main(argv):
     finally:
         if rig is not None:
             rig.cleanup()
-        if args.keep:
-            print(f"# kept {top}", flush=True)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        leave_top(top, args.keep)
     print(f"1..{t.n}", flush=True)
     return 1 if t.failed and not args.meson else 0
 

@@ -68,7 +68,7 @@ import subprocess
 import sys
 import tempfile
 
-from tap import (Tap, is_mounted, require_root_fuse, skip_all, stratafs_bin,
+from tap import (Tap, leave_top, is_mounted, require_root_fuse, skip_all, stratafs_bin,
                  unmount, wait_gone, wait_mounted)
 import treedump
 
@@ -682,10 +682,7 @@ def main(argv):
             t.run("eio: ran", case_eio, t, ctx)
     finally:
         ctx.cleanup()
-        if args.keep:
-            print(f"# kept {top}", flush=True)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        leave_top(top, args.keep)
     print(f"1..{t.n}", flush=True)
     return 1 if t.failed and not args.meson else 0
 

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 
-from tap import (Tap, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
+from tap import (Tap, leave_top, is_mounted, mount_stratafs, probe_writable, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone)
 
 MiB = 1 << 20
@@ -189,10 +189,7 @@ def main(argv):
     try:
         return run_all(args, fsx, top)
     finally:
-        if args.keep:
-            print(f"# kept {top}", flush=True)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        leave_top(top, args.keep)
 
 
 def run_all(args, fsx, top):
