@@ -253,6 +253,31 @@ try:
     t.ok(os.getxattr(os.path.join(U, "aclfile"), "system.posix_acl_access") == ACL,
          "a POSIX ACL survives copy-up")
 
+    # the daemon remembers that a file has no security.capability (the
+    # kernel asks before every write); setting one must end that
+    def cap_of(p):
+        try:
+            return os.getxattr(p, "security.capability")
+        except OSError as e:
+            return errno.errorcode[e.errno]
+
+    newcap = os.path.join(M, "newcap")
+    with open(newcap, "wb") as f:
+        f.write(b"x")
+        f.flush()
+        before = cap_of(newcap)
+        f.write(b"y")
+        f.flush()
+    os.setxattr(newcap, "security.capability", CAP)
+    got = cap_of(newcap)
+    with open(newcap, "ab") as f:
+        f.write(b"z")  # a write by root drops it, as the kernel does
+    after = cap_of(newcap)
+    t.ok(before == "ENODATA" and got == CAP and after == "ENODATA",
+         "security.capability: absent on a new file, then set and read back, then "
+         "dropped by a write", f"before {before!r}, after setxattr {got!r}, "
+         f"after a write {after!r}")
+
     # POSIX and flock locks conflict across processes as on a local fs
     lp = os.path.join(M, "dir/file")
     fd1 = os.open(lp, os.O_RDWR)
