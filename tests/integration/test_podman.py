@@ -731,14 +731,19 @@ DIFF_EXPECT = {"A /newfile", "C /data/keep", "D /data/gone", "D /data/sub",
 DIFF_NOISE = re.compile(r"^[AC] /(etc|run|dev|proc|sys|tmp)(/|$)")
 
 
+# The container's name must not be hex: `podman diff dc` once took "dc" for
+# the prefix of an image ID (dc...) and showed that image's changes.
+DC = "diff-ctr"
+
+
 def make_dc(s):
-    """The stopped container `dc` with DIFF_SCRIPT's changes, made once;
+    """The stopped container DC with DIFF_SCRIPT's changes, made once;
     diff, export, commit and mount use it.  None or a failure message."""
-    if s.podman("container", "exists", "dc").rc == 0:
+    if s.podman("container", "exists", DC).rc == 0:
         return None
-    r = s.podman("run", "--name", "dc", "--network", "none", "localhost/sbase",
+    r = s.podman("run", "--name", DC, "--network", "none", "localhost/sbase",
                  "sh", "-c", DIFF_SCRIPT)
-    return None if r.ok else "the container `dc` making the changes failed"
+    return None if r.ok else f"the container {DC} making the changes failed"
 
 
 def sc_diff(s):
@@ -748,7 +753,7 @@ def sc_diff(s):
     left = s.leftovers()
     if left:
         return False, ["after the container exited:"] + left
-    r = s.podman("diff", "dc")
+    r = s.podman("diff", DC)
     if not r.ok:
         return False, ["podman diff failed"]
     got = {ln.strip() for ln in r.out.splitlines() if ln.strip()}
@@ -786,20 +791,20 @@ def sc_export(s):
     if err:
         return False, [err]
     d = []
-    r = s.podman("cp", "dc:/data/keep", out)
+    r = s.podman("cp", f"{DC}:/data/keep", out)
     try:
         with open(out) as f:
             got = f.read()
     except OSError as e:
         got = str(e)
     if not r.ok or got != "changed\n":
-        d.append(f"podman cp dc:/data/keep: got {got!r}")
-    r = s.podman("cp", src, "dc:/copied")
+        d.append(f"podman cp {DC}:/data/keep: got {got!r}")
+    r = s.podman("cp", src, f"{DC}:/copied")
     if not r.ok:
-        d.append("podman cp into dc failed")
+        d.append(f"podman cp into {DC} failed")
     s.copied_in = r.ok
     tarpath = os.path.join(s.dir, "tmp", "export.tar")
-    r = s.podman("export", "-o", tarpath, "dc")
+    r = s.podman("export", "-o", tarpath, DC)
     names = set()
     if r.ok:
         with tarfile.open(tarpath) as tf:
@@ -823,7 +828,7 @@ def sc_commit(s):
     err = make_dc(s)
     if err:
         return False, [err]
-    r = s.podman("commit", "dc", "localhost/committed")
+    r = s.podman("commit", DC, "localhost/committed")
     if not r.ok:
         return False, ["podman commit failed"]
     r = s.podman("run", "--rm", "--network", "none", "localhost/committed",
@@ -836,12 +841,12 @@ def sc_commit(s):
 
 MOUNT_SCRIPT = r"""
 set -e
-m=$(podman mount dc)
+m=$(podman mount diff-ctr)
 echo "merged=$m"
 cat "$m/newfile" "$m/data/keep"
 echo data: $(ls -A "$m/data")
 echo type: $(awk -v m="$m" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i+1); exit } }' /proc/self/mountinfo)
-podman umount dc
+podman umount diff-ctr
 echo after: $(awk -v m="$m" '$5 == m' /proc/self/mountinfo | wc -l)
 i=$(podman image mount localhost/sbase)
 echo "merged=$i"
@@ -862,7 +867,7 @@ def sc_mount(s):
     ok, d = check_lines(r, ["new", "changed", "data: keep", f"type: {s.fstype()}",
                             "after: 0", "image: gone keep sub", "image-opts: ro",
                             "image-readonly", "image-after: 0"],
-                        skip=r"merged=|dc$|[0-9a-f]{64}$")
+                        skip=r"merged=|diff-ctr$|[0-9a-f]{64}$")
     if not ok:
         return ok, d
     left = s.leftovers()
