@@ -67,24 +67,77 @@ int strata_store_ids(const struct strata_fs *fs, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
-			  uint32_t layer, const struct stat *st)
+/* The copy's origin, found by its name in the layers below the copy:
+ * the first entry there, if its file handle is the one the copy records
+ * (a renamed or linked copy records its number instead, dir.c). */
+static uint64_t origin_by_name(struct strata_fs *fs,
+			       const struct strata_stack_entry *dir,
+			       uint32_t n, uint32_t i, const char *name,
+			       const unsigned char *rec, ssize_t len)
 {
+	unsigned char fb[STRATA_ORIGIN_FB_MAX];
+	struct stat lst;
+
+	for (uint32_t j = i + 1; j < n; j++) {
+		int r = strata_do_fstatat(dir[j].fd, name, &lst,
+					  AT_SYMLINK_NOFOLLOW);
+
+		if (r == -ENOENT)
+			continue;
+		/* a lower file with several names: its copy shows its own
+		 * number (copyup.c) */
+		if (r < 0 || S_ISDIR(lst.st_mode) || lst.st_nlink > 1 ||
+		    strata_origin_fb(fs, dir[j].layer, dir[j].fd, name, fb) !=
+			    len ||
+		    memcmp(fb, rec, len) != 0)
+			return 0;
+		return strata_map_ino(fs, dir[j].layer, lst.st_ino);
+	}
+	return 0;
+}
+
+uint64_t strata_shown_ino(struct strata_fs *fs,
+			  const struct strata_stack_entry *dir, uint32_t n,
+			  uint32_t i, const char *name, const struct stat *st)
+{
+	uint32_t layer = dir[i].layer;
 	uint64_t key = strata_map_ino(fs, layer, st->st_ino);
+	const char *ours =
+		strata_marker_xattr(STRATA_MARKER_ORIGIN, fs->xattr_ns);
+	const char *kern =
+		strata_marker_xattr(STRATA_MARKER_KORIGIN, fs->xattr_ns);
+	unsigned char rec[STRATA_ORIGIN_FB_MAX];
+	char list[256];
 	char buf[24];
-	ssize_t n;
+	ssize_t len;
+	uint64_t v;
 
 	/* only the upper holds copies; only we write the origin there */
 	if (!fs->has_upper || layer != 0 || !fs->xattr_ok)
 		return key;
-	n = strata_do_getxattr_at(
-		dirfd, name,
-		strata_marker_xattr(STRATA_MARKER_ORIGIN, fs->xattr_ns), buf,
-		sizeof(buf) - 1);
-	if (n <= 0)
+	/* one call answers the common case, an object that is no copy */
+	len = strata_do_listxattr_at(dir[i].fd, name, list, sizeof(list));
+	if (len == 0 || len == -ENOTSUP || len == -EOPNOTSUPP ||
+	    len == -ENOENT)
 		return key;
-	buf[n] = '\0';
-	return g_ascii_strtoull(buf, NULL, 10) ?: key;
+	if (len < 0 || strata_xattr_list_has(list, len, ours)) {
+		ssize_t m = strata_do_getxattr_at(dir[i].fd, name, ours, buf,
+						  sizeof(buf) - 1);
+
+		if (m > 0) {
+			buf[m] = '\0';
+			return g_ascii_strtoull(buf, NULL, 10) ?: key;
+		}
+	}
+	/* directories always record theirs */
+	if (S_ISDIR(st->st_mode) || i + 1 >= n ||
+	    (len > 0 && !strata_xattr_list_has(list, len, kern)))
+		return key;
+	len = strata_do_getxattr_at(dir[i].fd, name, kern, rec, sizeof(rec));
+	if (len < 21)
+		return key;
+	v = origin_by_name(fs, dir, n, i, name, rec, len);
+	return v ? v : key;
 }
 
 static int getattr_nondir(struct strata_fs *fs, struct strata_inode *in,

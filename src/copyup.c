@@ -203,8 +203,8 @@ int strata_set_origin(struct strata_fs *fs, int dir, const char *name,
 		buf, n, 0);
 }
 
-int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
-			     uint32_t layer, int sdir, const char *sname)
+int strata_origin_fb(struct strata_fs *fs, uint32_t layer, int sdir,
+		     const char *sname, unsigned char *fb)
 {
 	/* the kernel's struct ovl_fb: version, magic, length, flags,
 	 * handle type, filesystem UUID, then the handle itself */
@@ -212,10 +212,9 @@ int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
 		struct file_handle h;
 		unsigned char bytes[MAX_HANDLE_SZ];
 	} fh;
-	unsigned char fb[5 + 16 + MAX_HANDLE_SZ];
 	int mnt;
 
-	if (!fs->xattr_ok || !fs->layers[layer].has_uuid)
+	if (!fs->layers[layer].has_uuid)
 		return 0;
 	fh.h.handle_bytes = MAX_HANDLE_SZ;
 	if (name_to_handle_at(sdir, sname ? sname : "", &fh.h, &mnt,
@@ -229,9 +228,24 @@ int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
 	fb[4] = (unsigned char)fh.h.handle_type;
 	memcpy(fb + 5, fs->layers[layer].uuid, 16);
 	memcpy(fb + 21, fh.h.f_handle, fh.h.handle_bytes);
-	return strata_do_setxattr_at(
+	return fb[2];
+}
+
+int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
+			     uint32_t layer, int sdir, const char *sname)
+{
+	unsigned char fb[STRATA_ORIGIN_FB_MAX];
+	int n, r;
+
+	if (!fs->xattr_ok)
+		return 0;
+	n = strata_origin_fb(fs, layer, sdir, sname, fb);
+	if (n == 0)
+		return 0;
+	r = strata_do_setxattr_at(
 		dir, name, strata_marker_xattr(STRATA_MARKER_KORIGIN, fs->xattr_ns),
-		fb, fb[2], 0);
+		fb, n, 0);
+	return r < 0 ? r : 1;
 }
 
 /* Owner, mode, times of the new object @name in @dir (not its xattrs). */
@@ -326,15 +340,22 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		r = keep_owner_in_xattr(fs, sdir, S_ISDIR(st->st_mode) ? NULL
 								       : name,
 					st, wfd, tmp);
-	/* the kernel keeps the origin's st_ino, except for a lower file
-	 * with several names (without index=on the copy no longer shares
-	 * the inode with them): that copy shows its own number */
-	if (r == 0 && (S_ISDIR(st->st_mode) || st->st_nlink <= 1))
-		r = strata_set_origin(fs, wfd, tmp, in->ino);
 	if (r == 0)
 		r = strata_set_kernel_origin(fs, wfd, tmp, in->layer, sdir,
 					     S_ISDIR(st->st_mode) ? NULL
 								  : name);
+	/* the kernel keeps the origin's st_ino, except for a lower file
+	 * with several names (without index=on the copy no longer shares
+	 * the inode with them): that copy shows its own number.  A file's
+	 * number is found again from its kernel origin and its name (attr.c)
+	 * until a rename or link moves it (dir.c records it then): a second
+	 * xattr here would not fit in a 256-byte ext4 inode beside the
+	 * origin and cost every copy a 4 KiB xattr block and its write */
+	if (r >= 0 && (S_ISDIR(st->st_mode) || st->st_nlink <= 1) &&
+	    (S_ISDIR(st->st_mode) || r == 0))
+		r = strata_set_origin(fs, wfd, tmp, in->ino);
+	if (r > 0)
+		r = 0;
 	if (r == 0)
 		r = strata_do_utimensat(wfd, tmp, times);
 	return r;

@@ -205,22 +205,29 @@ static int opaque_if_lower(struct strata_fs *fs, struct strata_inode *in,
 	return r;
 }
 
-/* A copied-up object (its st_ino is its origin's) moved into @udir:
- * mark @udir impure, as the kernel does, so that its readdir shows the
- * same inode number as stat. */
-static void mark_impure(struct strata_fs *fs, int udir,
+/* A copied-up object (its st_ino is its origin's) moved or linked to
+ * (@udir, @name): mark @udir impure, as the kernel does, so that its
+ * readdir shows the same inode number as stat; and record the number on
+ * a non-directory, which is found from its name only until it moves
+ * (attr.c; directories record theirs at copy-up). */
+static void mark_impure(struct strata_fs *fs, int udir, const char *name,
 			struct strata_inode *in)
 {
+	uint64_t ino;
 	bool copied;
 
 	g_mutex_lock(&in->lock);
 	copied = in->ino != in->ik.key;
+	ino = in->ino;
 	g_mutex_unlock(&in->lock);
-	if (copied && fs->xattr_ok)
-		strata_do_setxattr_at(
-			udir, NULL,
-			strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns),
-			"y", 1, XATTR_CREATE);
+	if (!copied || !fs->xattr_ok)
+		return;
+	strata_do_setxattr_at(
+		udir, NULL,
+		strata_marker_xattr(STRATA_MARKER_IMPURE, fs->xattr_ns), "y", 1,
+		XATTR_CREATE);
+	if (!S_ISDIR(in->type))
+		strata_set_origin(fs, udir, name, ino);
 }
 
 /* Without RENAME_EXCHANGE: the whiteout (@udir, @name) out, the directory
@@ -401,7 +408,7 @@ int strata_link(struct strata_fs *fs, struct strata_inode *in,
 			strata_clear_aufs_whiteout(s->e[0].fd, newname);
 	}
 	if (r == 0) {
-		mark_impure(fs, s->e[0].fd, in);
+		mark_impure(fs, s->e[0].fd, newname, in);
 		r = strata_lookup(fs, newdir, newname, out, st);
 	}
 out:
@@ -743,8 +750,8 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		r = strata_do_renameat2(os->e[0].fd, oldname, ns->e[0].fd,
 					newname, RENAME_EXCHANGE);
 		if (r == 0) {
-			mark_impure(fs, ns->e[0].fd, src);
-			mark_impure(fs, os->e[0].fd, dst);
+			mark_impure(fs, ns->e[0].fd, newname, src);
+			mark_impure(fs, os->e[0].fd, oldname, dst);
 			strata_inode_name_moved(fs, src, olddir, oldname,
 						newdir, newname);
 			strata_inode_name_moved(fs, dst, newdir, newname,
@@ -848,7 +855,7 @@ int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		note_xwhiteouts(fs, olddir);
 	if (state == STRATA_UPPER_AUFS)
 		strata_clear_aufs_whiteout(ns->e[0].fd, newname);
-	mark_impure(fs, ns->e[0].fd, src);
+	mark_impure(fs, ns->e[0].fd, newname, src);
 	if (dst && (S_ISDIR(dst->type) || dst_st.st_nlink <= 1))
 		strata_inode_orphan(fs, dst, dst_orphan);
 	else if (dst)

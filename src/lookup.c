@@ -42,6 +42,7 @@ int strata_resolve_in(struct strata_fs *fs,
 	uint32_t nd = 0;
 	bool found = false;
 	int found_dirfd = -1;
+	uint32_t found_i = 0;
 	size_t len = strlen(name);
 	uint32_t h, cursor = 0;
 	int r = 0;
@@ -85,6 +86,7 @@ int strata_resolve_in(struct strata_fs *fs,
 			out->st = st;
 			out->layer = e->layer;
 			found_dirfd = e->fd;
+			found_i = i;
 			found = true;
 			if (!S_ISDIR(st.st_mode))
 				break;
@@ -129,8 +131,7 @@ int strata_resolve_in(struct strata_fs *fs,
 	out->key = strata_map_ino(fs, out->layer, out->st.st_ino);
 	strata_apply_override(fs, found_dirfd, name, &out->st);
 	strata_fix_stat(fs, &out->st,
-			strata_shown_ino(fs, found_dirfd, name, out->layer,
-					 &out->st),
+			strata_shown_ino(fs, dir, n, found_i, name, &out->st),
 			S_ISDIR(out->st.st_mode) ? nd : 1);
 	return 0;
 fail:

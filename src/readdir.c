@@ -163,8 +163,10 @@ static int read_layer(const struct strata_stack_entry *e, GArray *out,
 /* An impure upper directory (copy-up published into it, or a copy moved
  * in) lists copies under the numbers stat shows, their origins', as the
  * kernel's readdir does; one xattr read per entry, only there. */
-static void shown_inos(struct strata_fs *fs, int dirfd, GArray *list)
+static void shown_inos(struct strata_fs *fs, const struct strata_stack *s,
+		       uint32_t i, GArray *list)
 {
+	int dirfd = s->e[i].fd;
 	char y;
 
 	if (!fs->has_upper || !fs->xattr_ok ||
@@ -173,15 +175,16 @@ static void shown_inos(struct strata_fs *fs, int dirfd, GArray *list)
 						      fs->xattr_ns),
 				  &y, 1) <= 0)
 		return;
-	for (guint i = 0; i < list->len; i++) {
+	for (guint k = 0; k < list->len; k++) {
 		struct strata_raw_dirent *r =
-			&g_array_index(list, struct strata_raw_dirent, i);
-		struct stat st = { .st_ino = r->ino };
+			&g_array_index(list, struct strata_raw_dirent, k);
+		struct stat st = { .st_ino = r->ino,
+				   .st_mode = DTTOIF(r->type) };
 
 		if (r->whiteout || strcmp(r->name, ".") == 0 ||
 		    strcmp(r->name, "..") == 0)
 			continue;
-		r->ino = strata_shown_ino(fs, dirfd, r->name, 0, &st);
+		r->ino = strata_shown_ino(fs, s->e, s->n, i, r->name, &st);
 		r->shown = true;
 	}
 }
@@ -211,7 +214,7 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 				       sizeof(struct strata_raw_dirent));
 		r = read_layer(&s->e[i], lists[i], names);
 		if (r == 0 && s->e[i].layer == 0)
-			shown_inos(fs, s->e[i].fd, lists[i]);
+			shown_inos(fs, s, i, lists[i]);
 		raw[i] = (struct strata_raw_dirent *)lists[i]->data;
 		n[i] = lists[i]->len;
 		layers[i] = s->e[i].layer;

@@ -112,7 +112,7 @@ enum strata_opaque_val strata_parse_opaque(const char *val, ssize_t len)
 }
 
 /* Is @xname listed in the listxattr buffer @list? */
-static bool list_has(const char *list, ssize_t len, const char *xname)
+bool strata_xattr_list_has(const char *list, ssize_t len, const char *xname)
 {
 	for (const char *p = list; p < list + len; p += strlen(p) + 1)
 		if (strcmp(p, xname) == 0)
@@ -170,7 +170,7 @@ int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m)
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
 		enum strata_opaque_val v = STRATA_OPAQUE_NONE;
 
-		if (!list_has(buf, len, names[i]))
+		if (!strata_xattr_list_has(buf, len, names[i]))
 			continue;
 		r = read_opaque_xattr(dirfd, names[i], &v);
 		if (r < 0)

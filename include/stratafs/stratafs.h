@@ -221,10 +221,13 @@ void strata_apply_override(struct strata_fs *fs, int dirfd, const char *name,
 			   struct stat *st);
 int strata_write_override(struct strata_fs *fs, int dirfd, const char *name,
 			  uid_t uid, gid_t gid, mode_t mode);
-/* The st_ino shown for the real entry (@dirfd, @name) of @layer whose
- * real stat is @st: its recorded origin if it has one, else its key. */
-uint64_t strata_shown_ino(struct strata_fs *fs, int dirfd, const char *name,
-			  uint32_t layer, const struct stat *st);
+/* The st_ino shown for the real entry @name of the directory layer
+ * @dir[@i] (of a stack of @n) whose real stat is @st: its origin's if it
+ * is a copy (recorded, or found by name and file handle in @dir[i+1..]),
+ * else its key. */
+uint64_t strata_shown_ino(struct strata_fs *fs,
+			  const struct strata_stack_entry *dir, uint32_t n,
+			  uint32_t i, const char *name, const struct stat *st);
 int strata_getattr(struct strata_fs *fs, struct strata_inode *in,
 		   struct stat *st);
 
@@ -399,8 +402,15 @@ int strata_copy_xattrs(struct strata_fs *fs, int sdir, const char *sname,
 int strata_set_origin(struct strata_fs *fs, int dir, const char *name,
 		      uint64_t ino);
 /* The kernel's origin xattr on (@dir, @name), pointing at the lower
- * object (@sdir, @sname) of @layer; silently skipped where the lower
- * filesystem gives no UUID or file handles. */
+ * object (@sdir, @sname) of @layer: 1 when written, 0 when skipped
+ * (silently, where the lower filesystem gives no UUID or file handles). */
+#define STRATA_ORIGIN_FB_MAX (21 + MAX_HANDLE_SZ)
+/* Encode that origin into @fb (STRATA_ORIGIN_FB_MAX bytes): its length,
+ * or 0 where there is none. */
+/* Is @xname in the listxattr result @list of @len bytes? */
+bool strata_xattr_list_has(const char *list, ssize_t len, const char *xname);
+int strata_origin_fb(struct strata_fs *fs, uint32_t layer, int sdir,
+		     const char *sname, unsigned char *fb);
 int strata_set_kernel_origin(struct strata_fs *fs, int dir, const char *name,
 			     uint32_t layer, int sdir, const char *sname);
 int strata_set_owner_mode(struct strata_fs *fs, int dir, const char *name,

@@ -176,6 +176,53 @@ for when in ("after the copy-ups", "after a remount"):
     unmount(M)
     mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
 
+# a copy records only the kernel's origin (a second xattr would not fit in a
+# 256-byte ext4 inode beside it: every copy would cost a 4 KiB xattr block);
+# its number is found again from that origin and its name.  A renamed or
+# linked copy records its number, which survives a remount.
+xs = os.listxattr(os.path.join(U, "many/f000"))
+t.ok("trusted.overlay.origin" in xs and "trusted.overlay.stratafs.ino" not in xs,
+     "a copied-up file carries the kernel's origin and no number of ours", repr(xs))
+moves = {"many/f001": "many/r001", "many/f002": "dir/r002", "many/f003": "many/l003"}
+inos = {}
+for src, dst in moves.items():
+    inos[dst] = os.lstat(os.path.join(M, src)).st_ino
+    if dst.startswith("many/l"):
+        os.link(os.path.join(M, src), os.path.join(M, dst))
+        inos[src] = inos[dst]
+    else:
+        os.rename(os.path.join(M, src), os.path.join(M, dst))
+unmount(M)
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+now = {p: os.lstat(os.path.join(M, p)).st_ino for p in inos}
+with os.scandir(os.path.join(M, "many")) as it:
+    dino = {"many/" + e.name: e.inode() for e in it}
+with os.scandir(os.path.join(M, "dir")) as it:
+    dino.update({"dir/" + e.name: e.inode() for e in it})
+t.ok(now == inos and all(dino[p] == inos[p] for p in inos),
+     "renamed and linked copies keep st_ino and d_ino across a remount",
+     f"before {inos} after {now} d_ino {[dino.get(p) for p in inos]}")
+unmount(M)
+wait_gone(M)
+
+# an upper written by the kernel overlayfs: its copies show the kernel's numbers
+ku, kw = mk("kupper"), mk("kwork")
+subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                f"lowerdir={L},upperdir={ku},workdir={kw}", M], check=True)
+os.chmod(os.path.join(M, "many/f010"), 0o600)
+kino = os.lstat(os.path.join(M, "many/f010")).st_ino
+subprocess.run(["umount", M], check=True)
+mount_stratafs(f"lowerdir={L},upperdir={ku},workdir={kw}", M)
+sino = os.lstat(os.path.join(M, "many/f010")).st_ino
+with os.scandir(os.path.join(M, "many")) as it:
+    kd = {e.name: e.inode() for e in it}["f010"]
+t.ok(sino == kino == kd == os.lstat(os.path.join(L, "many/f010")).st_ino,
+     "a copy made by the kernel overlayfs shows the kernel's st_ino and d_ino",
+     f"kernel {kino} stratafs {sino} d_ino {kd}")
+unmount(M)
+wait_gone(M)
+mount_stratafs(f"lowerdir={L},upperdir={U},workdir={W}", M)
+
 # an open directory read again from the start shows it as it is now
 # (rewinddir; also how the kernel refills its readdir cache)
 dfd = os.open(os.path.join(M, "dir"), os.O_RDONLY | os.O_DIRECTORY)
