@@ -53,7 +53,8 @@ import tempfile
 from tap import (Tap, leave_top, daemon_pids, is_mounted, require_root_fuse, skip_all,
                  stratafs_bin, unmount, wait_gone, wait_mounted)
 import treedump
-from test_faults import FAULT, NO_MKNOD, tree_diff, work_leftovers, ALL_FIELDS
+from test_faults import (FAULT, NO_MKNOD, XATTRAT_OFF, tree_diff, work_leftovers,
+                         ALL_FIELDS)
 
 # the calls that change something in a layer or in work/ (glibc's
 # renameat2 with no flags is the renameat call)
@@ -552,10 +553,11 @@ def crash_once(rig, op, point, lower, ktmp):
     # fallback without RENAME_EXCHANGE (it stands in for the whiteout).
     markers = [os.path.join(dp, n) for dp, ds, fs in os.walk(rig.U)
                for n in ds + fs if n.startswith(".wh.")]
-    if markers and not any("setxattr" in f for f in rig.fault):
+    no_xattrs = any("EOPNOTSUPP" in f and "setxattr" in f for f in rig.fault)
+    if markers and not no_xattrs:
         print(f"# the upper holds {len(markers)} .wh. marker(s): no kernel referee",
               flush=True)
-    elif not any("setxattr" in f for f in rig.fault):
+    elif not no_xattrs:
         r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                             f"ro,lowerdir={rig.U}:{rig.L0}:{rig.L1}", ktmp],
                            capture_output=True, text=True)
@@ -606,10 +608,13 @@ def main(argv):
     require_root_fuse()
     if shutil.which("strace") is None:
         skip_all("strace not installed")
-    fault = []
+    # strace (6.1 here) cannot name the *xattrat calls of Linux 6.13, so it
+    # could neither count nor stop at them: the daemon makes the same
+    # changes through the older xattr calls (its fallback) instead
+    fault = list(XATTRAT_OFF)
     for rule in args.fault.split():
         fault += NO_MKNOD if rule == "mknod" else [rule]
-    if fault and not os.access(FAULT, os.X_OK):
+    if not os.access(FAULT, os.X_OK):
         skip_all(f"not built: {FAULT}")
     top = tempfile.mkdtemp(prefix="stratafs-crashops-")
     os.chmod(top, 0o755)

@@ -23,6 +23,10 @@ then on stratafs under each fault:
   ramfs            a real upper filesystem without xattrs (ramfs), also
                    without RENAME_WHITEOUT
   openat2-enosys   openat2 fails with ENOSYS: nothing changes
+  xattrat-enosys   the *xattrat calls (Linux 6.13) fail with ENOSYS, as on
+                   an older kernel: xattrs go through /proc/self/fd
+  xattrat-eperm    they fail with EPERM, as under a seccomp filter that
+                   does not know them: the same
   no-rename-whiteout, no-exchange, no-exchange-xattr-whiteouts
                    renameat2 refuses RENAME_WHITEOUT or RENAME_EXCHANGE
                    (EINVAL, as a filesystem without them): the two-step
@@ -89,6 +93,7 @@ CHR = "0020000"
 # mknod(path, mode, dev); fifos and regular files still work
 NO_MKNOD = [f"mknodat[2&0170000=={CHR}],mknod[1&0170000=={CHR}]=EPERM"]
 NO_XATTR = ["setxattr,lsetxattr,fsetxattr,setxattrat=EOPNOTSUPP"]
+XATTRAT_OFF = ["setxattrat,getxattrat,listxattrat,removexattrat=ENOSYS"]
 
 # name -> (strata-fault rules, upper on ramfs, whiteout format, opaque
 #          format, warning expected on stderr, kernel reads the upper)
@@ -102,6 +107,9 @@ MODES = {
                        "no trusted.* or user.* xattrs", False),
     "ramfs": ([], True, "chr", "aufs", "no trusted.* or user.* xattrs", False),
     "openat2-enosys": (["openat2=ENOSYS"], False, "chr", "xattr", None, True),
+    "xattrat-enosys": (XATTRAT_OFF, False, "chr", "xattr", None, True),
+    "xattrat-eperm": (["setxattrat,getxattrat,listxattrat,removexattrat=EPERM"],
+                      False, "chr", "xattr", None, True),
     # renameat2(olddirfd, old, newdirfd, new, flags): RENAME_EXCHANGE is 2,
     # RENAME_WHITEOUT 4, as an upper filesystem without them answers
     "no-rename-whiteout": (["renameat2[4&4==4]=EINVAL"], False, "chr", "xattr",
