@@ -122,6 +122,7 @@ static void inode_free(struct strata_inode *in)
 	g_free(in->ik.name);
 	strata_stack_unref(in->stack);
 	strata_dcache_free(in->dcache);
+	strata_lowerlist_free(in->lowerlist);
 	if (in->orphan_fd > 0)
 		close(in->orphan_fd);
 	g_free(in->name);

@@ -26,8 +26,48 @@
 
 #include "stratafs/stratafs.h"
 
+/* The canonical path of the directory open as @fd: what the kernel names
+ * it (one call; realpath(3) makes one per component) */
+static char *fd_path(int fd, const char *path)
+{
+	char link[64], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, sizeof(buf) - 1);
+	if (n <= 0 || buf[0] != '/' || (size_t)n >= sizeof(buf) - 1)
+		return realpath(path, NULL); /* no /proc, or not reachable */
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+/* The filesystem UUID of layer @l (open as @fd), asked once per st_dev:
+ * @prev are the layers opened before it. */
+static void layer_uuid(struct strata_layer *l, int fd,
+		       const struct strata_layer *prev, uint32_t n_prev)
+{
+	struct {
+		uint8_t len;
+		uint8_t uuid[16];
+	} fu;
+
+	for (uint32_t i = 0; i < n_prev; i++) {
+		if (prev[i].fd >= 0 && prev[i].dev == l->dev) {
+			l->has_uuid = prev[i].has_uuid;
+			memcpy(l->uuid, prev[i].uuid, 16);
+			return;
+		}
+	}
+	/* the kernel's origin xattrs name a lower filesystem by UUID */
+	if (ioctl(fd, _IOR(0x15, 0, fu), &fu) == 0 && fu.len == 16) {
+		memcpy(l->uuid, fu.uuid, 16);
+		l->has_uuid = true;
+	}
+}
+
 static int open_layer(struct strata_layer *l, const char *what,
-		      const char *path, char **err)
+		      const char *path, const struct strata_layer *prev,
+		      uint32_t n_prev, char **err)
 {
 	struct stat st;
 	char *real;
@@ -55,16 +95,10 @@ static int open_layer(struct strata_layer *l, const char *what,
 		close(fd);
 		return -e;
 	}
-	/* the kernel's origin xattrs name a lower filesystem by UUID */
-	struct {
-		uint8_t len;
-		uint8_t uuid[16];
-	} fu;
-	if (ioctl(fd, _IOR(0x15, 0, fu), &fu) == 0 && fu.len == 16) {
-		memcpy(l->uuid, fu.uuid, 16);
-		l->has_uuid = true;
-	}
-	real = realpath(path, NULL);
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	layer_uuid(l, fd, prev, n_prev);
+	real = fd_path(fd, path);
 	if (l->upper && faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
 		int e = errno;
 		*err = g_strdup_printf("%s %s: not writable (%s)", what, path,
@@ -75,7 +109,6 @@ static int open_layer(struct strata_layer *l, const char *what,
 	}
 	l->fd = fd;
 	l->path = real ? real : g_strdup(path);
-	l->dev = st.st_dev;
 	return 0;
 }
 
@@ -114,7 +147,8 @@ static int build_root(struct strata_fs *fs, char **err)
 			r = s->e[i].fd;
 			goto fail;
 		}
-		r = strata_read_dir_markers(s->e[i].fd, &m);
+		/* the root is never opaque */
+		r = strata_read_dir_markers(s->e[i].fd, &m, false);
 		if (r < 0)
 			goto fail;
 		s->e[i].xwhiteouts = m.xwhiteouts;
@@ -472,11 +506,8 @@ static int check_mount_ancestors(struct strata_fs *fs, const char *mnt,
 		if (cur.st_dev == prev.st_dev && cur.st_ino == prev.st_ino)
 			break; /* "/" is its own parent */
 		for (uint32_t i = 0; i < fs->n_layers; i++) {
-			struct stat lst;
-
-			if (fstat(fs->layers[i].fd, &lst) < 0 ||
-			    lst.st_dev != cur.st_dev ||
-			    lst.st_ino != cur.st_ino)
+			if (fs->layers[i].dev != cur.st_dev ||
+			    fs->layers[i].ino != cur.st_ino)
 				continue;
 			*err = g_strdup_printf(
 				"mount point %s is inside %s %s (reached "
@@ -573,13 +604,15 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 	if (o->upperdir) {
 		fs->has_upper = true;
 		fs->layers[0].upper = true;
-		r = open_layer(&fs->layers[0], "upperdir", o->upperdir, err);
+		r = open_layer(&fs->layers[0], "upperdir", o->upperdir,
+			       NULL, 0, err);
 		if (r < 0)
 			return r;
 	}
 	for (guint i = 0; i < n; i++) {
 		r = open_layer(&fs->layers[base + i], "lowerdir",
-			       o->lowerdirs->pdata[i], err);
+			       o->lowerdirs->pdata[i], fs->layers, base + i,
+			       err);
 		if (r < 0)
 			return r;
 	}

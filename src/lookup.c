@@ -104,7 +104,7 @@ int strata_resolve_in(struct strata_fs *fs,
 		ents[nd].fd = fd;
 		ents[nd].xwhiteouts = false;
 		nd++;
-		r = strata_read_dir_markers(fd, &m);
+		r = strata_read_dir_markers(fd, &m, i + 1 < n);
 		if (r < 0)
 			goto fail;
 		ents[nd - 1].xwhiteouts = m.xwhiteouts;

@@ -2,10 +2,14 @@
 /*
  * Merged directory listings.
  *
- * opendir takes a snapshot: every real directory of the stack is read top
- * to bottom and merged into one array, which readdir then serves by index
- * (the offset of entry i is i + 1), so a listing stays consistent however
- * slowly the caller reads it.  The merge itself (strata_merge_listings)
+ * A directory's first read takes a snapshot: every real directory of the
+ * stack is read top to bottom and merged into one array, which readdir
+ * then serves by index (the offset of entry i is i + 1), so a listing
+ * stays consistent however slowly the caller reads it.  The lower
+ * directories are read and merged once per directory inode and kept
+ * (struct strata_lowerlist: they do not change while mounted); the upper
+ * one, which our own operations change, is read at every snapshot and
+ * merged over them.  The merge itself (strata_merge_listings)
  * makes no system calls and is unit-tested on its own:
  *   - the topmost entry of a name wins, lower ones are dropped;
  *   - a whiteout hides the name in its own layer and all below;
@@ -189,43 +193,179 @@ static void shown_inos(struct strata_fs *fs, const struct strata_stack *s,
 	}
 }
 
+/* The merged listing of the lower directories of a stack: raw entries
+ * with the numbers they show (shown), no whiteouts, no ".wh." names; one
+ * layer of input to the merge with the upper's live listing. */
+struct strata_lowerlist {
+	uint32_t n;	  /* lower directories it was read from */
+	uint32_t *layers; /* their layers */
+	GArray *raw;	  /* struct strata_raw_dirent */
+	GStringChunk *names;
+};
+
+void strata_lowerlist_free(struct strata_lowerlist *ll)
+{
+	if (ll == NULL)
+		return;
+	g_free(ll->layers);
+	g_array_unref(ll->raw);
+	g_string_chunk_free(ll->names);
+	g_free(ll);
+}
+
+static bool lowerlist_fits(const struct strata_lowerlist *ll,
+			   const struct strata_stack_entry *e, uint32_t n)
+{
+	if (ll->n != n)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		if (ll->layers[i] != e[i].layer)
+			return false;
+	return true;
+}
+
+/* Read and merge the lower directories @e[0..n) of @dir, indexing them
+ * for lookups on the way. */
+static int lowerlist_read(struct strata_fs *fs, struct strata_inode *dir,
+			  const struct strata_stack *s,
+			  const struct strata_stack_entry *e, uint32_t n,
+			  struct strata_lowerlist **out)
+{
+	g_autofree GArray **lists = g_new0(GArray *, n);
+	g_autofree struct strata_raw_dirent **raw =
+		g_new0(struct strata_raw_dirent *, n);
+	g_autofree size_t *cnt = g_new0(size_t, n);
+	struct strata_lowerlist *ll = g_new0(struct strata_lowerlist, 1);
+	GStringChunk *names = g_string_chunk_new(4096);
+	int r = 0;
+
+	ll->n = n;
+	ll->layers = g_new0(uint32_t, n ? n : 1);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		lists[i] = g_array_new(FALSE, FALSE,
+				       sizeof(struct strata_raw_dirent));
+		r = read_layer(&e[i], lists[i], names);
+		raw[i] = (struct strata_raw_dirent *)lists[i]->data;
+		cnt[i] = lists[i]->len;
+		ll->layers[i] = e[i].layer;
+	}
+	if (r == 0) {
+		struct strata_dcache *dc = strata_dcache_get(fs, dir, s);
+		struct strata_dirsnap *m;
+
+		/* the lower listings are read: index them for lookups */
+		for (uint32_t i = 0; dc && i < n; i++)
+			strata_dcache_feed(dc, ll->layers[i], raw[i], cnt[i]);
+		m = strata_merge_listings(fs, n, ll->layers, raw, cnt);
+		ll->raw = g_array_sized_new(FALSE, FALSE,
+					    sizeof(struct strata_raw_dirent),
+					    m->ents->len);
+		ll->names = g_string_chunk_new(4096);
+		for (guint i = 0; i < m->ents->len; i++) {
+			const struct strata_dirent *d =
+				&g_array_index(m->ents, struct strata_dirent, i);
+			struct strata_raw_dirent rd = {
+				.name = g_string_chunk_insert(ll->names,
+							      d->name),
+				.ino = d->ino,
+				.type = d->type,
+				.shown = true,
+			};
+
+			g_array_append_val(ll->raw, rd);
+		}
+		strata_dirsnap_free(m);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (lists[i])
+			g_array_unref(lists[i]);
+	g_string_chunk_free(names);
+	if (r < 0) {
+		g_free(ll->layers);
+		g_free(ll);
+		return r;
+	}
+	*out = ll;
+	return 0;
+}
+
+/* The merged lower listing of @dir (stack @s, whose lower directories are
+ * @e[0..n)), read once and kept on the inode.  *@own is set when the
+ * caller must free it (one that does not fit what the inode keeps). */
+static int lowerlist_get(struct strata_fs *fs, struct strata_inode *dir,
+			 const struct strata_stack *s,
+			 const struct strata_stack_entry *e, uint32_t n,
+			 struct strata_lowerlist **out, bool *own)
+{
+	struct strata_lowerlist *ll =
+		g_atomic_pointer_get(&dir->lowerlist);
+	int r;
+
+	*own = false;
+	if (ll && lowerlist_fits(ll, e, n)) {
+		*out = ll;
+		return 0;
+	}
+	r = lowerlist_read(fs, dir, s, e, n, &ll);
+	if (r < 0)
+		return r;
+	if (!g_atomic_pointer_compare_and_exchange(&dir->lowerlist, NULL,
+						   ll)) {
+		struct strata_lowerlist *kept =
+			g_atomic_pointer_get(&dir->lowerlist);
+
+		if (lowerlist_fits(kept, e, n)) {
+			strata_lowerlist_free(ll);
+			ll = kept; /* another reader was first */
+		} else {
+			*own = true;
+		}
+	}
+	*out = ll;
+	return 0;
+}
+
 int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 			    struct strata_dirsnap **out)
 {
 	struct strata_stack *s;
-	GStringChunk *names;
-	GArray **lists;
-	struct strata_raw_dirent **raw;
-	uint32_t *layers;
-	size_t *n;
+	GStringChunk *names = NULL;
+	GArray *upper = NULL;
+	struct strata_lowerlist *ll = NULL;
+	struct strata_raw_dirent *raw[2];
+	uint32_t layers[2];
+	size_t n[2];
+	uint32_t nl = 0, up;
+	bool own = false;
 	int r = 0;
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
 	s = strata_inode_stack(dir);
-	names = g_string_chunk_new(4096);
-	lists = g_new0(GArray *, s->n);
-	raw = g_new0(struct strata_raw_dirent *, s->n);
-	layers = g_new0(uint32_t, s->n);
-	n = g_new0(size_t, s->n);
-
-	for (uint32_t i = 0; i < s->n && r == 0; i++) {
-		lists[i] = g_array_new(FALSE, FALSE,
-				       sizeof(struct strata_raw_dirent));
-		r = read_layer(&s->e[i], lists[i], names);
-		if (r == 0 && s->e[i].layer == 0)
-			shown_inos(fs, s, i, lists[i]);
-		raw[i] = (struct strata_raw_dirent *)lists[i]->data;
-		n[i] = lists[i]->len;
-		layers[i] = s->e[i].layer;
+	/* the upper directory is read live: it changes under our own
+	 * operations; the lowers come merged from the inode */
+	up = fs->has_upper && s->n > 0 && s->e[0].layer == 0 ? 1 : 0;
+	if (up) {
+		names = g_string_chunk_new(4096);
+		upper = g_array_new(FALSE, FALSE,
+				    sizeof(struct strata_raw_dirent));
+		r = read_layer(&s->e[0], upper, names);
+		if (r == 0)
+			shown_inos(fs, s, 0, upper);
+		raw[nl] = (struct strata_raw_dirent *)upper->data;
+		n[nl] = upper->len;
+		layers[nl++] = 0;
+	}
+	if (r == 0 && s->n > up) {
+		r = lowerlist_get(fs, dir, s, s->e + up, s->n - up, &ll, &own);
+		if (r == 0) {
+			raw[nl] = (struct strata_raw_dirent *)ll->raw->data;
+			n[nl] = ll->raw->len;
+			layers[nl++] = s->e[up].layer;
+		}
 	}
 	if (r == 0) {
-		struct strata_dcache *dc = strata_dcache_get(fs, dir, s);
 		struct strata_dirsnap *snap;
-
-		/* the lower listings are read: index them for lookups */
-		for (uint32_t i = 0; dc && i < s->n; i++)
-			strata_dcache_feed(dc, layers[i], raw[i], n[i]);
 		struct strata_dirent dots[2] = {
 			{ .name = ".", .ino = dir->ino, .type = DT_DIR },
 			{ .name = "..", .ino = dir->ino, .type = DT_DIR },
@@ -236,20 +376,26 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 			dots[1].ino = dir->parent->ino;
 		g_mutex_unlock(&dir->lock);
 
-		snap = strata_merge_listings(fs, s->n, layers, raw, n);
+		if (up) {
+			snap = strata_merge_listings(fs, nl, layers, raw, n);
+		} else {
+			/* merged already: no name can repeat */
+			snap = dirsnap_new();
+			for (size_t i = 0; nl && i < n[0]; i++)
+				dirsnap_add(snap, raw[0][i].name,
+					    raw[0][i].ino, raw[0][i].type);
+		}
 		dots[0].name = g_string_chunk_insert(snap->names, ".");
 		dots[1].name = g_string_chunk_insert(snap->names, "..");
 		g_array_prepend_vals(snap->ents, dots, 2);
 		*out = snap;
 	}
-	for (uint32_t i = 0; i < s->n; i++)
-		if (lists[i])
-			g_array_unref(lists[i]);
-	g_free(lists);
-	g_free(raw);
-	g_free(layers);
-	g_free(n);
-	g_string_chunk_free(names);
+	if (own)
+		strata_lowerlist_free(ll);
+	if (upper)
+		g_array_unref(upper);
+	if (names)
+		g_string_chunk_free(names);
 	strata_stack_unref(s);
 	return r;
 }

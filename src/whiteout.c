@@ -138,7 +138,8 @@ static int read_opaque_xattr(int dirfd, const char *xname,
 	return 0;
 }
 
-int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m)
+int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m,
+			    bool files)
 {
 	static const char *const names[] = {
 		"trusted.overlay.opaque", "user.overlay.opaque",
@@ -181,7 +182,7 @@ int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m)
 		else if (v == STRATA_OPAQUE_X && i < 2)
 			m->xwhiteouts = true;
 	}
-	if (!m->opaque) {
+	if (!m->opaque && files) {
 		r = strata_do_fstatat(dirfd, STRATA_AUFS_OPAQUE, &st,
 				      AT_SYMLINK_NOFOLLOW);
 		if (r == 0)
@@ -189,7 +190,7 @@ int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m)
 		else if (r != -ENOENT)
 			return r;
 	}
-	if (!m->opaque) {
+	if (!m->opaque && files) {
 		r = strata_do_fstatat(dirfd, FUSEOVERLAYFS_OPQ_DEV, &st,
 				      AT_SYMLINK_NOFOLLOW);
 		if (r == 0)

@@ -91,8 +91,11 @@ struct strata_dir_markers {
 	bool opaque;	 /* lower layers of this name are not merged */
 	bool xwhiteouts; /* may contain xattr whiteouts (opaque=x) */
 };
-/* Read the markers of the real directory @dirfd (O_PATH is fine). */
-int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m);
+/* Read the markers of the real directory @dirfd (O_PATH is fine); the
+ * marker files of an opaque directory only if @files (in the last layer
+ * of a stack, or at the root, opaque means nothing: it hides nothing). */
+int strata_read_dir_markers(int dirfd, struct strata_dir_markers *m,
+			    bool files);
 /* 1 if @name in @dirfd (lstat'ed as @st) is a whiteout of any format held
  * by the entry itself (0/0 chardev, xattr whiteout), 0 if not. */
 int strata_entry_is_whiteout(int dirfd, const char *name,
@@ -308,6 +311,7 @@ struct strata_dirsnap *strata_merge_listings(const struct strata_fs *fs,
 int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 			    struct strata_dirsnap **out);
 void strata_dirsnap_free(struct strata_dirsnap *s);
+void strata_lowerlist_free(struct strata_lowerlist *ll);
 
 /* xattr.c */
 ssize_t strata_getxattr(struct strata_fs *fs, struct strata_inode *in,

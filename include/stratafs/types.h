@@ -34,6 +34,7 @@ struct strata_layer {
 	int fd;		/* root directory, O_RDONLY|O_DIRECTORY; immutable */
 	char *path;	/* canonical absolute path, for messages */
 	dev_t dev;	/* st_dev of the root */
+	ino_t ino;	/* st_ino of the root */
 	uint32_t fsidx; /* index of dev among the distinct devs, for st_ino */
 	bool upper;
 	bool has_uuid;	/* uuid is the filesystem's (FS_IOC_GETFSUUID) */
@@ -134,6 +135,12 @@ struct strata_inode {
 	 * the first lookup (names.c); set once (atomic), freed with the
 	 * inode. */
 	struct strata_dcache *dcache;
+	/* Directories: the merged listing of the lower directories of the
+	 * stack, read at the first readdir (readdir.c); the lowers do not
+	 * change while mounted, nor does the lower part of a directory's
+	 * stack, so it never goes stale; set once (atomic), freed with the
+	 * inode. */
+	struct strata_lowerlist *lowerlist;
 	/* security.capability known absent (bit 0), and a count bumped by
 	 * every set or removal of it (xattr.c), so that a lookup that
 	 * raced with one cannot cache a stale absence: the kernel asks for

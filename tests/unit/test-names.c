@@ -242,6 +242,59 @@ static void test_upper_never_indexed(void **state)
 	strata_stack_unref(s);
 }
 
+static gint cmp_name_p(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names of a snapshot, sorted and joined by spaces. */
+static char *snap_names(struct strata_dirsnap *snap)
+{
+	g_autoptr(GPtrArray) v = g_ptr_array_new();
+
+	for (guint i = 0; i < snap->ents->len; i++)
+		g_ptr_array_add(v, g_array_index(snap->ents,
+						 struct strata_dirent, i)
+					   .name);
+	g_ptr_array_sort(v, cmp_name_p);
+	g_ptr_array_add(v, NULL);
+	return g_strjoinv(" ", (char **)v->pdata);
+}
+
+/* The lower directories are read and merged once per directory: the
+ * second listing comes from what the inode keeps (a name added to a
+ * lower layer behind the mount's back does not show, as the lowers do
+ * not change while mounted), with the same merge of whiteouts. */
+static void test_lower_listing_kept(void **state)
+{
+	struct ut_fx *fx = FX(state);
+	struct strata_dirsnap *snap = NULL;
+	g_autofree char *first = NULL, *second = NULL;
+	struct strata_inode *d;
+	struct strata_fs *fs;
+
+	for (int l = 0; l < 3; l++)
+		ut_lmkdir(fx, l, "d");
+	ut_lwrite(fx, 0, "d/.wh.gone", "");
+	ut_lwrite(fx, 1, "d/gone", "x");
+	ut_lwrite(fx, 1, "d/mid", "x");
+	ut_lwrite(fx, 2, "d/low", "x");
+	fs = ut_fx_open(fx, 3);
+	d = lk_dir(fs, fs->root, "d");
+	assert_null(d->lowerlist);
+	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
+	first = snap_names(snap);
+	strata_dirsnap_free(snap);
+	assert_non_null(d->lowerlist);
+	assert_string_equal(first, ". .. low mid");
+	ut_lwrite(fx, 2, "d/later", "x");
+	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
+	second = snap_names(snap);
+	strata_dirsnap_free(snap);
+	assert_string_equal(second, first);
+	strata_inode_unref(fs, d, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +303,7 @@ int main(void)
 		T(test_few_lookups_no_index),
 		T(test_readdir_feeds_index),
 		T(test_same_answers),
+		T(test_lower_listing_kept),
 		cmocka_unit_test(test_upper_never_indexed),
 	};
 

@@ -41,17 +41,24 @@ static void skip_unless_root(void)
 	}
 }
 
-/* Markers of the directory @path, asserting that the read succeeds. */
-static struct strata_dir_markers markers_of(const char *path)
+/* Markers of the directory @path (marker files too if @files), asserting
+ * that the read succeeds. */
+static struct strata_dir_markers markers_of_files(const char *path,
+						  bool files)
 {
 	struct strata_dir_markers m;
 	int fd = ut_open_path_dir(path);
 
 	/* garbage in, so that the function must set both fields */
 	memset(&m, 0xff, sizeof(m));
-	assert_int_equal(strata_read_dir_markers(fd, &m), 0);
+	assert_int_equal(strata_read_dir_markers(fd, &m, files), 0);
 	close(fd);
 	return m;
+}
+
+static struct strata_dir_markers markers_of(const char *path)
+{
+	return markers_of_files(path, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -251,6 +258,27 @@ static void test_markers_fuseoverlayfs_opq_file(void **state)
 	m = markers_of(d);
 	assert_true(m.opaque);
 	assert_false(m.xwhiteouts);
+}
+
+/* in the last layer of a stack, or at the root, an opaque marker hides
+ * nothing: the marker files are not looked for; the xattrs still count */
+static void test_markers_no_files(void **state)
+{
+	g_autofree char *d = fresh_dir();
+	g_autofree char *f = ut_path("%s/.wh..wh..opq", d);
+	g_autofree char *g = ut_path("%s/.wh..opq", d);
+	g_autofree char *x = fresh_dir();
+	struct strata_dir_markers m;
+
+	ut_write(f, "");
+	ut_write(g, "");
+	m = markers_of_files(d, false);
+	assert_false(m.opaque);
+	assert_false(m.xwhiteouts);
+	ut_setxattr(x, "user.overlay.opaque", "x");
+	m = markers_of_files(x, false);
+	assert_false(m.opaque);
+	assert_true(m.xwhiteouts);
 }
 
 static void test_markers_aufs_opaque_any_type(void **state)
@@ -498,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_chardev_whiteout),
 		cmocka_unit_test(test_marker_xattr_table),
 		cmocka_unit_test(test_markers_none),
+		cmocka_unit_test(test_markers_no_files),
 		cmocka_unit_test(test_markers_user_overlay_opaque_y),
 		cmocka_unit_test(test_markers_fuseoverlayfs_opaque_y),
 		cmocka_unit_test(test_root_markers_trusted_opaque_y),
