@@ -497,6 +497,9 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 		g_mutex_unlock(&in->lock);
 	}
 	g_rw_lock_writer_unlock(&parent->ns_lock);
+	/* the parent's upper listing holds the copy now (and a copy of a
+	 * file with several names lists its own number) */
+	strata_dir_changed(parent);
 	if (r == 0 && !S_ISDIR(in->type) && st.st_nlink > 1)
 		take_own_ino(fs, in);
 	if (r == 0 && (S_ISDIR(in->type) || st.st_nlink > 1))

@@ -255,7 +255,7 @@ static int replace_whiteout_by_dir(struct strata_fs *fs, int udir,
 	return r;
 }
 
-int strata_create(struct strata_fs *fs, struct strata_inode *dir,
+static int do_create(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name, const struct strata_newobj *req,
 		  struct strata_inode **out, struct stat *st, int *fd)
 {
@@ -358,7 +358,7 @@ out:
 	return r;
 }
 
-int strata_link(struct strata_fs *fs, struct strata_inode *in,
+static int do_link(struct strata_fs *fs, struct strata_inode *in,
 		struct strata_inode *newdir, const char *newname,
 		struct strata_inode **out, struct stat *st)
 {
@@ -545,7 +545,7 @@ out:
 	return r;
 }
 
-int strata_unlink(struct strata_fs *fs, struct strata_inode *dir,
+static int do_unlink(struct strata_fs *fs, struct strata_inode *dir,
 		  const char *name)
 {
 	struct strata_inode *in;
@@ -562,7 +562,7 @@ int strata_unlink(struct strata_fs *fs, struct strata_inode *dir,
 	return r;
 }
 
-int strata_rmdir(struct strata_fs *fs, struct strata_inode *dir,
+static int do_rmdir(struct strata_fs *fs, struct strata_inode *dir,
 		 const char *name)
 {
 	struct strata_inode *in;
@@ -688,7 +688,7 @@ static void lock_names(struct strata_inode *a, struct strata_inode *b,
 	}
 }
 
-int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
+static int do_rename(struct strata_fs *fs, struct strata_inode *olddir,
 		  const char *oldname, struct strata_inode *newdir,
 		  const char *newname, unsigned int flags)
 {
@@ -872,5 +872,59 @@ out:
 	if (dst)
 		strata_inode_unref(fs, dst, 1);
 	strata_inode_unref(fs, src, 1);
+	return r;
+}
+
+/*
+ * The entry points: each leaves the directories whose names it may have
+ * changed with a new version (readdir.c), also on failure (a failure part
+ * way may have changed something).
+ */
+int strata_create(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name, const struct strata_newobj *req,
+		  struct strata_inode **out, struct stat *st, int *fd)
+{
+	int r = do_create(fs, dir, name, req, out, st, fd);
+
+	strata_dir_changed(dir);
+	return r;
+}
+
+int strata_link(struct strata_fs *fs, struct strata_inode *in,
+		struct strata_inode *newdir, const char *newname,
+		struct strata_inode **out, struct stat *st)
+{
+	int r = do_link(fs, in, newdir, newname, out, st);
+
+	strata_dir_changed(newdir);
+	return r;
+}
+
+int strata_unlink(struct strata_fs *fs, struct strata_inode *dir,
+		  const char *name)
+{
+	int r = do_unlink(fs, dir, name);
+
+	strata_dir_changed(dir);
+	return r;
+}
+
+int strata_rmdir(struct strata_fs *fs, struct strata_inode *dir,
+		 const char *name)
+{
+	int r = do_rmdir(fs, dir, name);
+
+	strata_dir_changed(dir);
+	return r;
+}
+
+int strata_rename(struct strata_fs *fs, struct strata_inode *olddir,
+		  const char *oldname, struct strata_inode *newdir,
+		  const char *newname, unsigned int flags)
+{
+	int r = do_rename(fs, olddir, oldname, newdir, newname, flags);
+
+	strata_dir_changed(olddir);
+	strata_dir_changed(newdir);
 	return r;
 }

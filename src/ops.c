@@ -461,11 +461,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* An open directory: its listing as of the first read, or of the last
- * read from offset 0 (a rewinddir, or the kernel refilling its cache
- * after a change made through the mount, must see the directory as it is
- * now).  Taken at the first read, not at opendir: when the kernel's
- * readdir cache answers, no listing is read at all. */
+/* An open directory: its listing as of the first read, of the last read
+ * from offset 0 (a rewinddir, or the kernel refilling its cache after a
+ * change made through the mount, must see the directory as it is now),
+ * or of the first read after a change of its names.  Taken at the first
+ * read, not at opendir: when the kernel's readdir cache answers, no
+ * listing is read at all.  Offsets are hashes of names (readdir.c), so a
+ * new snapshot goes on where the last one stopped. */
 struct dirhandle {
 	struct strata_dirsnap *snap;
 	bool read; /* a readdir was served from snap */
@@ -484,13 +486,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct dirhandle *h = g_new0(struct dirhandle, 1);
 
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* A read-only union never changes: let the kernel cache listings.
-	 * Not a writable one: the kernel fills one cache from the handles
-	 * of several opens, each with its own listing, and readdir offsets
-	 * are positions in a listing; a change between two of them would
-	 * show a name twice or not at all (seen in the stress runs). */
-	fi->cache_readdir = !fs->has_upper;
-	fi->keep_cache = !fs->has_upper;
+	/* The kernel may cache listings, also of a writable union: it fills
+	 * one cache from the reads of several opens, which is safe because
+	 * an offset means the same name in every snapshot (readdir.c), and
+	 * it drops the cache at the next read from offset 0 after any
+	 * change made through the mount (the directory's version). */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	handle_add(fs, h, HANDLE_DIR);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_del(fs, h);
@@ -508,7 +510,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	g_autofree char *buf = NULL;
 	size_t used = 0;
 
-	if (!h->snap || (off == 0 && h->read)) {
+	if (!h->snap || (off == 0 && h->read) ||
+	    h->snap->version != strata_dir_version(dir)) {
 		struct strata_dirsnap *fresh = NULL;
 		int r = strata_readdir_snapshot(fs, dir, &fresh);
 
@@ -523,7 +526,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	snap = h->snap;
 	buf = g_malloc(size);
 
-	for (size_t i = off; i < snap->ents->len; i++) {
+	for (guint i = strata_dirsnap_seek(snap, (uint64_t)off);
+	     i < snap->ents->len; i++) {
 		struct strata_dirent *d =
 			&g_array_index(snap->ents, struct strata_dirent, i);
 		size_t need;
@@ -533,7 +537,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 					   .st_mode = DTTOIF(d->type) };
 
 			need = fuse_add_direntry(req, buf + used, size - used,
-						 d->name, &st, i + 1);
+						 d->name, &st, (off_t)d->off);
 			if (need > size - used)
 				break;
 			used += need;
@@ -563,7 +567,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			fill_entry(fs, &e, in, &st);
 		}
 		need = fuse_add_direntry_plus(req, buf + used, size - used,
-					      d->name, &e, i + 1);
+					      d->name, &e, (off_t)d->off);
 		if (need > size - used) {
 			if (in)
 				strata_inode_unref(fs, in, 1);

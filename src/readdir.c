@@ -193,6 +193,87 @@ static void shown_inos(struct strata_fs *fs, const struct strata_stack *s,
 	}
 }
 
+void strata_dir_changed(struct strata_inode *dir)
+{
+	__atomic_add_fetch(&dir->ns_version, 1, __ATOMIC_SEQ_CST);
+}
+
+uint32_t strata_dir_version(struct strata_inode *dir)
+{
+	return __atomic_load_n(&dir->ns_version, __ATOMIC_SEQ_CST);
+}
+
+/* 64 bits of a name: FNV-1a, then splitmix64's finish to spread them. */
+static uint64_t name_hash64(const char *s)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= UINT64_C(0x100000001b3);
+	}
+	h ^= h >> 30;
+	h *= UINT64_C(0xbf58476d1ce4e5b9);
+	h ^= h >> 27;
+	h *= UINT64_C(0x94d049bb133111eb);
+	h ^= h >> 31;
+	return h;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+	const struct strata_dirent *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/*
+ * Readdir offsets that mean the same in every snapshot of a directory: a
+ * name's offset is a hash of the name (".": 1, "..": 2), and a snapshot
+ * lists its names in that order.  Going on from offset X lists the names
+ * that hash above X, whichever snapshot answers, so:
+ *   - the kernel's readdir cache (FOPEN_CACHE_DIR), which one listing
+ *     fills from the reads of several opens, one after another, gets
+ *     each name once however their snapshots differ;
+ *   - a reader that goes on after the directory changed (a new snapshot,
+ *     do_readdir in ops.c) sees every name that was there all along
+ *     exactly once, as on a local filesystem.
+ * Two names of one hash (about 1 in 2^62 per pair) take the next free
+ * values, in name order.
+ */
+static void assign_offsets(struct strata_dirsnap *snap)
+{
+	GArray *a = snap->ents;
+	struct strata_dirent *d = (struct strata_dirent *)a->data;
+
+	for (guint i = 0; i < a->len; i++)
+		d[i].off = i < 2 ? i + 1 : (name_hash64(d[i].name) >> 2) + 3;
+	if (a->len > 2)
+		qsort(d + 2, a->len - 2, sizeof(*d), cmp_off);
+	for (guint i = 3; i < a->len; i++)
+		if (d[i].off <= d[i - 1].off)
+			d[i].off = d[i - 1].off + 1;
+}
+
+guint strata_dirsnap_seek(const struct strata_dirsnap *s, uint64_t off)
+{
+	const struct strata_dirent *d =
+		(const struct strata_dirent *)s->ents->data;
+	guint lo = 0, hi = s->ents->len;
+
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+
+		if (d[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The merged listing of the lower directories of a stack: raw entries
  * with the numbers they show (shown), no whiteouts, no ".wh." names; one
  * layer of input to the merge with the upper's live listing. */
@@ -335,12 +416,14 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 	struct strata_raw_dirent *raw[2];
 	uint32_t layers[2];
 	size_t n[2];
-	uint32_t nl = 0, up;
+	uint32_t nl = 0, up, version;
 	bool own = false;
 	int r = 0;
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
+	/* before reading: a change during the read makes it stale */
+	version = strata_dir_version(dir);
 	s = strata_inode_stack(dir);
 	/* the upper directory is read live: it changes under our own
 	 * operations; the lowers come merged from the inode */
@@ -388,6 +471,8 @@ int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 		dots[0].name = g_string_chunk_insert(snap->names, ".");
 		dots[1].name = g_string_chunk_insert(snap->names, "..");
 		g_array_prepend_vals(snap->ents, dots, 2);
+		assign_offsets(snap);
+		snap->version = version;
 		*out = snap;
 	}
 	if (own)

@@ -296,10 +296,14 @@ struct strata_dirent {
 	char *name;
 	uint64_t ino; /* as shown */
 	unsigned char type;
+	uint64_t off; /* readdir offset of the next entry (cookie) */
 };
 struct strata_dirsnap {
-	GArray *ents; /* struct strata_dirent, "." and ".." first */
+	/* struct strata_dirent, "." and ".." first; in a snapshot of a
+	 * directory (strata_readdir_snapshot) in ascending order of off */
+	GArray *ents;
 	GStringChunk *names;
+	uint32_t version; /* of the directory when it was taken */
 };
 /* Merge pure listings, topmost first: layer i has n[i] entries in
  * raw[i] and real layer number layers[i].  No system calls. */
@@ -311,6 +315,12 @@ struct strata_dirsnap *strata_merge_listings(const struct strata_fs *fs,
 int strata_readdir_snapshot(struct strata_fs *fs, struct strata_inode *dir,
 			    struct strata_dirsnap **out);
 void strata_dirsnap_free(struct strata_dirsnap *s);
+/* Index of the first entry of @s that comes after readdir offset @off. */
+guint strata_dirsnap_seek(const struct strata_dirsnap *s, uint64_t off);
+/* A change to the names of @dir is done: snapshots taken before are
+ * stale (readdir takes a new one to go on from). */
+void strata_dir_changed(struct strata_inode *dir);
+uint32_t strata_dir_version(struct strata_inode *dir);
 void strata_lowerlist_free(struct strata_lowerlist *ll);
 
 /* xattr.c */

@@ -141,6 +141,9 @@ struct strata_inode {
 	 * stack, so it never goes stale; set once (atomic), freed with the
 	 * inode. */
 	struct strata_lowerlist *lowerlist;
+	/* Directories: bumped after every change of its names made through
+	 * us (readdir.c; atomic) */
+	uint32_t ns_version;
 	/* security.capability known absent (bit 0), and a count bumped by
 	 * every set or removal of it (xattr.c), so that a lookup that
 	 * raced with one cannot cache a stale absence: the kernel asks for

@@ -827,9 +827,27 @@ def run_markers():
             finally:
                 exited = strata_umount(M) if side == "s" else (unmount(M) or True)
             ups[side] = upper_names(U)
-        ed = [f"{a[0]} {a[1]}: kernel={a[2]!r:.80} stratafs={b[2]!r:.80}"
-              for a, b in zip(res["k"], res["s"])
-              if a != b and not a[0].startswith(("metacopy-", "redirect-"))]
+        ed, kph = [], []
+        for a, b in zip(res["k"], res["s"]):
+            if a[0].startswith(("metacopy-", "redirect-")):
+                continue
+            ka, sb = a[2], b[2]
+            # a phantom (listed, lstat ENOENT) of the kernel's may be absent
+            # from stratafs's listing, or be one there too; no other
+            kp = ka["phantoms"] if isinstance(ka, dict) else []
+            if isinstance(sb, dict):
+                extra = sorted(set(sb["phantoms"]) - set(kp))
+                if extra:
+                    ed.append(f"{a[0]} {a[1]}: stratafs lists {extra}, lstat ENOENT")
+                sb = sb["names"]
+            if isinstance(ka, dict):
+                if kp:
+                    kph.append(f"{a[0]} {a[1]}: {kp}")
+                ka = ka["names"]
+            if ka != sb:
+                ed.append(f"{a[0]} {a[1]}: kernel={a[2]!r:.80} stratafs={b[2]!r:.80}")
+        for k in kph:
+            print(f"# known difference ({ns}.*), writable: kernel phantoms {k}", flush=True)
         ud = sorted(set(ups["k"].items()) ^ set(ups["s"].items()))
         ud = [x for x in ud if not x[0].startswith(("metacopy-", "redirect-"))]
         t.ok(not ed and not ud and alive and exited,
@@ -880,21 +898,31 @@ def marker_writes(M, lowers):
                           ("append", write_file, (p, b"+")),
                           ("create-under", write_file, (os.path.join(p, "nf"), b"n",
                                                         os.O_WRONLY | os.O_CREAT)),
-                          ("listdir", os.listdir, (p,)),
+                          ("listdir", listing, (p,)),
                           ("unlink", os.unlink, (p,)),
                           ("empty", empty_dir, (p,)),
                           ("rmdir", os.rmdir, (p,)),
                           ("lstat", os.lstat, (p,)),
                           ("mkdir", os.mkdir, (p,)),
-                          ("listdir-new", os.listdir, (p,))):
+                          ("listdir-new", listing, (p,))):
             out.append([n, op, attempt(fn, *a)])
     return out
 
 
+def listing(p):
+    """{"names": listed names that lstat finds, "phantoms": listed names
+    that lstat denies}: the kernel's readdir lists an xattr whiteout of a
+    directory without opaque=x, which its lookup denies; stratafs lists
+    none."""
+    names = sorted(os.listdir(p))
+    gone = [n for n in names if attempt(os.lstat, os.path.join(p, n)) == "EENOENT"]
+    return {"names": [n for n in names if n not in gone], "phantoms": gone}
+
+
 def empty_dir(p):
-    """unlink each listed name in sorted order (readdir order differs
-    between the two mounts); the results."""
-    return [[n, attempt(os.unlink, os.path.join(p, n))] for n in sorted(os.listdir(p))]
+    """unlink each listed name that lstat finds, in sorted order (readdir
+    order differs between the two mounts); the results."""
+    return [[n, attempt(os.unlink, os.path.join(p, n))] for n in listing(p)["names"]]
 
 
 def upper_names(U):
