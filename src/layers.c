@@ -272,61 +272,55 @@ static void probe_xattrs(struct strata_fs *fs, int fd)
 	fs->xattr_ns = geteuid() == 0 ? STRATA_NS_TRUSTED : STRATA_NS_USER;
 }
 
-static bool probe_rename(struct strata_fs *fs, unsigned int flags)
-{
-	bool ok;
-	int fd;
-
-	fd = strata_do_openat(fs->workfd, "#probe-a",
-			      O_CREAT | O_EXCL | O_WRONLY, 0600);
-	if (fd < 0)
-		return false;
-	close(fd);
-	if (flags == RENAME_EXCHANGE) {
-		fd = strata_do_openat(fs->workfd, "#probe-b",
-				      O_CREAT | O_EXCL | O_WRONLY, 0600);
-		if (fd >= 0)
-			close(fd);
-	}
-	ok = renameat2(fs->workfd, "#probe-a", fs->workfd, "#probe-b",
-		       flags) == 0;
-	unlinkat(fs->workfd, "#probe-a", 0);
-	unlinkat(fs->workfd, "#probe-b", 0);
-	return ok;
-}
-
-/* What the upper filesystem can do, found once in the work dir. */
+/*
+ * What the upper filesystem can do, found once in the work dir, with one
+ * file and one device node (each step is a metadata change on the upper
+ * filesystem, at every mount): xattrs on the file; a 0/0 device (else a
+ * second file) to swap it with by RENAME_EXCHANGE; then a rename of one
+ * with RENAME_WHITEOUT.
+ */
 static void probe_upper(struct strata_fs *fs, const char *upper)
 {
-	int fd;
+	int w = fs->workfd;
+	bool file, second;
+	int fd, mknod_err = 0;
 
-	fd = strata_do_openat(fs->workfd, "#probe",
-			      O_CREAT | O_EXCL | O_WRONLY, 0600);
+	fd = strata_do_openat(w, "#probe", O_CREAT | O_EXCL | O_WRONLY, 0600);
+	file = fd >= 0;
 	if (fd >= 0) {
 		probe_xattrs(fs, fd);
 		close(fd);
-		unlinkat(fs->workfd, "#probe", 0);
 	}
-	if (mknodat(fs->workfd, "#probe-wh", S_IFCHR | 0600,
-		    makedev(0, 0)) == 0) {
-		unlinkat(fs->workfd, "#probe-wh", 0);
+	if (mknodat(w, "#probe-wh", S_IFCHR | 0600, makedev(0, 0)) == 0) {
 		fs->wh_format = STRATA_WH_CHARDEV;
-	} else if (fs->xattr_ok) {
-		fs->wh_format = STRATA_WH_XATTR;
+		second = true;
+	} else {
+		mknod_err = errno;
+		fs->wh_format = fs->xattr_ok ? STRATA_WH_XATTR : STRATA_WH_AUFS;
+		fd = strata_do_openat(w, "#probe-wh",
+				      O_CREAT | O_EXCL | O_WRONLY, 0600);
+		second = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (fs->wh_format == STRATA_WH_XATTR)
 		strata_warn("upperdir %s: cannot create 0/0 device whiteouts "
 			    "(%s); writing xattr whiteouts", upper,
-			    g_strerror(errno));
-	} else {
-		fs->wh_format = STRATA_WH_AUFS;
-	}
+			    g_strerror(mknod_err));
 	if (!fs->xattr_ok)
 		strata_warn("upperdir %s: no trusted.* or user.* xattrs; "
 			    "whiteouts and opaque directories are written "
 			    "as .wh.NAME and .wh..wh..opq, which the kernel "
 			    "overlayfs does not read", upper);
-	fs->can_rename_whiteout = fs->wh_format == STRATA_WH_CHARDEV &&
-				  probe_rename(fs, RENAME_WHITEOUT);
-	fs->can_exchange = probe_rename(fs, RENAME_EXCHANGE);
+	fs->can_exchange = file && second &&
+			   renameat2(w, "#probe", w, "#probe-wh",
+				     RENAME_EXCHANGE) == 0;
+	fs->can_rename_whiteout = fs->wh_format == STRATA_WH_CHARDEV && file &&
+				  renameat2(w, "#probe", w, "#probe-b",
+					    RENAME_WHITEOUT) == 0;
+	unlinkat(w, "#probe", 0);
+	unlinkat(w, "#probe-b", 0);
+	unlinkat(w, "#probe-wh", 0);
 	fs->can_chown = geteuid() == 0;
 }
 
