@@ -5,11 +5,11 @@
  * A directory's first read takes a snapshot: every real directory of the
  * stack is read top to bottom and merged into one array, which readdir
  * then serves by index (the offset of entry i is i + 1), so a listing
- * stays consistent however slowly the caller reads it.  The lower
- * directories are read and merged once per directory inode and kept
- * (struct strata_lowerlist: they do not change while mounted); the upper
- * one, which our own operations change, is read at every snapshot and
- * merged over them.  The merge itself (strata_merge_listings)
+ * stays consistent however slowly the caller reads it.  A directory
+ * read a second time keeps its lower directories read and merged (struct
+ * strata_lowerlist: they do not change while mounted); the upper one,
+ * which our own operations change, is read at every snapshot and merged
+ * over them.  The merge itself (strata_merge_listings)
  * makes no system calls and is unit-tested on its own:
  *   - the topmost entry of a name wins, lower ones are dropped;
  *   - a whiteout hides the name in its own layer and all below;
@@ -371,8 +371,9 @@ static int lowerlist_read(struct strata_fs *fs, struct strata_inode *dir,
 }
 
 /* The merged lower listing of @dir (stack @s, whose lower directories are
- * @e[0..n)), read once and kept on the inode.  *@own is set when the
- * caller must free it (one that does not fit what the inode keeps). */
+ * @e[0..n)): kept on the inode from its second read on (a directory the
+ * kernel lists once from its cache costs no memory here).  *@own is set
+ * when the caller must free it. */
 static int lowerlist_get(struct strata_fs *fs, struct strata_inode *dir,
 			 const struct strata_stack *s,
 			 const struct strata_stack_entry *e, uint32_t n,
@@ -390,8 +391,10 @@ static int lowerlist_get(struct strata_fs *fs, struct strata_inode *dir,
 	r = lowerlist_read(fs, dir, s, e, n, &ll);
 	if (r < 0)
 		return r;
-	if (!g_atomic_pointer_compare_and_exchange(&dir->lowerlist, NULL,
-						   ll)) {
+	if (__atomic_fetch_add(&dir->lower_reads, 1, __ATOMIC_RELAXED) == 0) {
+		*own = true;
+	} else if (!g_atomic_pointer_compare_and_exchange(&dir->lowerlist,
+							  NULL, ll)) {
 		struct strata_lowerlist *kept =
 			g_atomic_pointer_get(&dir->lowerlist);
 

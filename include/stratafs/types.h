@@ -136,11 +136,13 @@ struct strata_inode {
 	 * inode. */
 	struct strata_dcache *dcache;
 	/* Directories: the merged listing of the lower directories of the
-	 * stack, read at the first readdir (readdir.c); the lowers do not
-	 * change while mounted, nor does the lower part of a directory's
-	 * stack, so it never goes stale; set once (atomic), freed with the
-	 * inode. */
+	 * stack, kept from the second time they are read (readdir.c; the
+	 * kernel caches listings, so most directories are read once); the
+	 * lowers do not change while mounted, nor does the lower part of a
+	 * directory's stack, so it never goes stale; set once (atomic),
+	 * freed with the inode.  lower_reads counts the reads (atomic). */
 	struct strata_lowerlist *lowerlist;
+	uint32_t lower_reads;
 	/* Directories: bumped after every change of its names made through
 	 * us (readdir.c; atomic) */
 	uint32_t ns_version;
