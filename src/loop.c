@@ -30,6 +30,7 @@
  * A thread that must stay alert to be woken for the reader role waits on
  * lp->cond; "roles" counts readers, including those being woken.
  */
+#include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
@@ -65,6 +66,7 @@ struct strata_loop {
 	int blocked;	  /* atomic: threads inside receive */
 	int64_t last_req; /* atomic: monotonic time of the last request */
 	uint64_t nreq;	  /* atomic: requests received */
+	int spin_us;	  /* see receive() */
 };
 
 /* A request that may wait for as long as another process likes (a lock
@@ -159,6 +161,33 @@ static void end_loop(struct strata_loop *lp, int err)
 	fuse_session_exit(lp->se);
 }
 
+/* The next request.  With spin_us (option spin=), a reader that finds
+ * the device empty right after serving a request polls it for that long
+ * before it sleeps in poll(): a caller that sends its next request within
+ * microseconds (tar, cp -r, rm -rf) then finds the daemon awake, without
+ * the wake-up of a sleeping thread on another CPU, which costs more than
+ * the request itself in a VM (quick benchmark, 50 us: creates 492 -> 366
+ * ms, untar 1.28 -> 0.88 s).  An idle daemon does not spin. */
+static int receive(struct strata_loop *lp, struct fuse_buf *buf)
+{
+	gint64 until = 0;
+
+	for (;;) {
+		int r = fuse_session_receive_buf(lp->se, buf);
+		struct pollfd p = { .fd = lp->fd, .events = POLLIN };
+		gint64 now;
+
+		if (r != -EAGAIN || lp->spin_us <= 0)
+			return r;
+		now = g_get_monotonic_time();
+		if (until == 0)
+			until = now + lp->spin_us;
+		if (now < until)
+			continue;
+		poll(&p, 1, -1);
+	}
+}
+
 static void free_buf(void *p)
 {
 	free(((struct fuse_buf *)p)->mem);
@@ -179,7 +208,7 @@ static void *worker(void *data)
 			break;
 		__atomic_add_fetch(&lp->blocked, 1, __ATOMIC_SEQ_CST);
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-		r = fuse_session_receive_buf(lp->se, &buf);
+		r = receive(lp, &buf);
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		__atomic_sub_fetch(&lp->blocked, 1, __ATOMIC_SEQ_CST);
 		if (r == -EINTR || r == -EAGAIN)
@@ -203,7 +232,7 @@ static void *worker(void *data)
 	return NULL;
 }
 
-int strata_loop_run(struct fuse_session *se, int max_threads)
+int strata_loop_run(struct fuse_session *se, int max_threads, int spin_us)
 {
 	struct strata_loop lp;
 	uint64_t seen = 0;
@@ -212,6 +241,11 @@ int strata_loop_run(struct fuse_session *se, int max_threads)
 	memset(&lp, 0, sizeof(lp));
 	lp.se = se;
 	lp.fd = fuse_session_fd(se);
+	lp.spin_us = spin_us;
+	/* reads that find nothing return at once, to spin on; the sleep
+	 * is poll()'s (receive) */
+	if (lp.spin_us > 0)
+		fcntl(lp.fd, F_SETFL, fcntl(lp.fd, F_GETFL) | O_NONBLOCK);
 	lp.max_threads = max_threads > 0 ? max_threads : 1;
 	lp.threads = g_new0(pthread_t, lp.max_threads);
 	g_mutex_init(&lp.lock);

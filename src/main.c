@@ -48,6 +48,8 @@ static void usage(FILE *out)
 "                   override_stat (for a daemon that cannot chown)\n"
 "  threaded=0|1     multithreaded request loop (default 1)\n"
 "  timeout=SECONDS  kernel entry/attribute cache timeout (default 86400)\n"
+"  spin=US          poll for the next request this long before sleeping\n"
+"                   (default %d; 0: sleep at once)\n"
 "  writeback=0|1    kernel write cache (default 0)\n"
 "  redirect_dir=off, metacopy=off, index=off   accepted (only off)\n"
 "  context=LABEL    SELinux label (ignored where SELinux is off)\n"
@@ -57,7 +59,7 @@ static void usage(FILE *out)
 "  default_permissions, and the other generic mount options\n"
 "\n"
 "Unknown options are ignored with a warning.  See stratafs(1).\n",
-		STRATA_MAX_LOWER);
+		STRATA_MAX_LOWER, STRATA_DEFAULT_SPIN_US);
 }
 
 /* libfuse splits -o on commas: escape them (and backslashes) in values */
@@ -200,7 +202,7 @@ static int run(struct strata_options *o)
 
 	strata_ops_notify_start(&fs, se);
 	if (o->threaded) {
-		r = strata_loop_run(se, STRATA_MAX_THREADS);
+		r = strata_loop_run(se, STRATA_MAX_THREADS, o->spin_us);
 	} else {
 		r = fuse_session_loop(se);
 	}

@@ -127,6 +127,25 @@ static int set_timeout(struct strata_options *o, const struct opt_def *d,
 	return 0;
 }
 
+static int set_spin(struct strata_options *o, const struct opt_def *d,
+		    const char *value, char **err)
+{
+	char *end = NULL;
+	guint64 v;
+
+	errno = 0;
+	v = g_ascii_strtoull(value, &end, 10);
+	if (errno || end == value || *end != '\0' || value[0] == '-' ||
+	    v > STRATA_MAX_SPIN_US) {
+		*err = g_strdup_printf("option spin: bad value '%s' "
+				       "(microseconds, 0 to %d)", value,
+				       STRATA_MAX_SPIN_US);
+		return -EINVAL;
+	}
+	o->spin_us = (int)v;
+	return 0;
+}
+
 static int set_debug(struct strata_options *o, const struct opt_def *d,
 		     const char *value, char **err)
 {
@@ -271,6 +290,7 @@ static const struct opt_def opt_table[] = {
 	{ "subtype", OPT_OURS, VAL_REQUIRED, set_subtype },
 	{ "threaded", OPT_OURS, VAL_REQUIRED, set_threaded },
 	{ "timeout", OPT_OURS, VAL_REQUIRED, set_timeout },
+	{ "spin", OPT_OURS, VAL_REQUIRED, set_spin },
 	{ "debug", OPT_OURS, VAL_NONE, set_debug },
 	{ "uidmapping", OPT_OURS, VAL_REQUIRED, set_idmap },
 	{ "gidmapping", OPT_OURS, VAL_REQUIRED, set_idmap },
@@ -348,6 +368,7 @@ void strata_options_init(struct strata_options *o)
 	o->warnings = g_ptr_array_new_with_free_func(g_free);
 	o->threaded = true;
 	o->timeout = STRATA_DEFAULT_TIMEOUT;
+	o->spin_us = STRATA_DEFAULT_SPIN_US;
 	o->fsync = true;
 	o->squash_uid = -1;
 	o->squash_gid = -1;

@@ -23,6 +23,12 @@
  * default. */
 #define STRATA_DEFAULT_TIMEOUT 86400.0
 
+/* How long a reader that has just served a request polls the FUSE device
+ * for the next one before it sleeps, in microseconds, unless spin= is
+ * given (loop.c). */
+#define STRATA_DEFAULT_SPIN_US 50
+#define STRATA_MAX_SPIN_US 100000
+
 struct strata_options {
 	GPtrArray *lowerdirs; /* char *, top first, unescaped */
 	char *upperdir;
@@ -37,6 +43,7 @@ struct strata_options {
 	bool read_only;
 	bool threaded;
 	double timeout;
+	int spin_us;
 
 	/* fuse-overlayfs's options */
 	struct strata_idmap uidmap;

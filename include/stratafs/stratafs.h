@@ -448,9 +448,11 @@ void strata_fs_close(struct strata_fs *fs);
 
 struct fuse_session;
 /* loop.c: serve @se until it ends, with up to @max_threads threads, more
- * than one only while requests wait.  0, or the receive error. */
+ * than one only while requests wait; a reader that has served a request
+ * polls for the next one @spin_us microseconds before it sleeps.  0, or
+ * the receive error. */
 #define STRATA_MAX_THREADS 16
-int strata_loop_run(struct fuse_session *se, int max_threads);
+int strata_loop_run(struct fuse_session *se, int max_threads, int spin_us);
 
 /* ops.c */
 struct fuse_lowlevel_ops;

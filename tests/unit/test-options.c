@@ -485,6 +485,13 @@ static void test_threaded_timeout_values(void **state)
 			 0);
 	assert_false(p.o.threaded);
 	assert_true(p.o.timeout == 3600.0);
+	assert_int_equal(p.o.spin_us, STRATA_DEFAULT_SPIN_US);
+	result_clear(&p);
+	assert_int_equal(PARSE(&p, "-o", "lowerdir=/l,spin=0", "/m"), 0);
+	assert_int_equal(p.o.spin_us, 0);
+	result_clear(&p);
+	assert_int_equal(PARSE(&p, "-o", "lowerdir=/l,spin=100000", "/m"), 0);
+	assert_int_equal(p.o.spin_us, 100000);
 	result_clear(&p);
 }
 
@@ -572,6 +579,9 @@ static const struct err_case err_cases[] = {
 	{ { "-o", "lowerdir=/l,timeout=1s", "/m" }, { "timeout", "1s" } },
 	/* found by tests/fuzz/fuzz-options: NaN passed the range check */
 	{ { "-o", "lowerdir=/l,timeout=nan", "/m" }, { "timeout", "nan" } },
+	{ { "-o", "lowerdir=/l,spin=-1", "/m" }, { "spin", "-1" } },
+	{ { "-o", "lowerdir=/l,spin=abc", "/m" }, { "spin", "abc" } },
+	{ { "-o", "lowerdir=/l,spin=100001", "/m" }, { "spin", "100001" } },
 	{ { "-o", "lowerdir=/l,fsname=", "/m" }, { "fsname", "empty" } },
 	{ { "-x", "-o", "lowerdir=/l", "/m" }, { "'-x'" } },
 	{ { "--frob", "-o", "lowerdir=/l", "/m" }, { "'--frob'" } },
