@@ -75,6 +75,26 @@ static unsigned int at_flags(const char *name)
 	return name && *name ? AT_SYMLINK_NOFOLLOW : 0;
 }
 
+/* getxattrat or setxattrat (@nr) of @xname on (@dirfd, @name), with the
+ * value @val of @size bytes: true with the result (or -errno) in *@out,
+ * false when the /proc path must answer. */
+static bool xattrat_value(long nr, int dirfd, const char *name,
+			  const char *xname, const void *val, size_t size,
+			  int flags, long *out)
+{
+	struct xattrat_args a = { (uintptr_t)val, (uint32_t)size,
+				  (uint32_t)flags };
+	long r;
+
+	if (!use_xattrat())
+		return false;
+	do
+		r = syscall(nr, dirfd, at_name(name), at_flags(name), xname, &a,
+			    sizeof(a));
+	while (r < 0 && errno == EINTR);
+	return at_answered(r, out);
+}
+
 #define RETRY(expr)                                                           \
 	({                                                                    \
 		long _r;                                                      \
@@ -132,16 +152,9 @@ ssize_t strata_do_getxattr_at(int dirfd, const char *name,
 	char path[64 + NAME_MAX];
 	long r;
 
-	if (use_xattrat()) {
-		struct xattrat_args a = { (uintptr_t)buf, (uint32_t)size, 0 };
-
-		do
-			r = syscall(__NR_getxattrat, dirfd, at_name(name),
-				    at_flags(name), xname, &a, sizeof(a));
-		while (r < 0 && errno == EINTR);
-		if (at_answered(r, &r))
-			goto out;
-	}
+	if (xattrat_value(__NR_getxattrat, dirfd, name, xname, buf, size, 0,
+			  &r))
+		goto out;
 	r = proc_path(path, sizeof(path), dirfd, name);
 	if (r < 0)
 		return r;
@@ -194,17 +207,9 @@ int strata_do_setxattr_at(int dirfd, const char *name, const char *xname,
 	char path[64 + NAME_MAX];
 	long r;
 
-	if (use_xattrat()) {
-		struct xattrat_args a = { (uintptr_t)val, (uint32_t)size,
-					  (uint32_t)flags };
-
-		do
-			r = syscall(__NR_setxattrat, dirfd, at_name(name),
-				    at_flags(name), xname, &a, sizeof(a));
-		while (r < 0 && errno == EINTR);
-		if (at_answered(r, &r))
-			goto out;
-	}
+	if (xattrat_value(__NR_setxattrat, dirfd, name, xname, val, size,
+			  flags, &r))
+		goto out;
 	r = proc_path(path, sizeof(path), dirfd, name);
 	if (r < 0)
 		return r;

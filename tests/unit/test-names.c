@@ -105,6 +105,22 @@ static void test_few_lookups_no_index(void **state)
 	strata_inode_unref(fs, d, 1);
 }
 
+/* d in three layers: "gone" in the two lower ones under an AUFS
+ * whiteout in the top one, "mid" in the two lower ones, "low" in the
+ * bottom one. */
+static void gone_mid_low(struct ut_fx *fx)
+{
+	ut_lmkdir(fx, 0, "d");
+	ut_lmkdir(fx, 1, "d");
+	ut_lmkdir(fx, 2, "d");
+	ut_lwrite(fx, 0, "d/.wh.gone", "");
+	ut_lwrite(fx, 1, "d/gone", "mid");
+	ut_lwrite(fx, 2, "d/gone", "bottom");
+	ut_lwrite(fx, 1, "d/mid", "mid");
+	ut_lwrite(fx, 2, "d/mid", "bottom");
+	ut_lwrite(fx, 2, "d/low", "bottom");
+}
+
 /* A readdir indexes every lower layer at once; an AUFS ".wh.X" in an
  * indexed layer still hides X below it, and a name present in an
  * indexed layer is still found there. */
@@ -116,15 +132,7 @@ static void test_readdir_feeds_index(void **state)
 	struct strata_fs *fs;
 	struct stat st;
 
-	ut_lmkdir(fx, 0, "d");
-	ut_lmkdir(fx, 1, "d");
-	ut_lmkdir(fx, 2, "d");
-	ut_lwrite(fx, 0, "d/.wh.gone", "");
-	ut_lwrite(fx, 1, "d/gone", "mid");
-	ut_lwrite(fx, 2, "d/gone", "bottom");
-	ut_lwrite(fx, 1, "d/mid", "mid");
-	ut_lwrite(fx, 2, "d/mid", "bottom");
-	ut_lwrite(fx, 2, "d/low", "bottom");
+	gone_mid_low(fx);
 	fs = ut_fx_open(fx, 3);
 	d = lk_dir(fs, fs->root, "d");
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
@@ -274,12 +282,7 @@ static void test_lower_listing_kept(void **state)
 	struct strata_inode *d;
 	struct strata_fs *fs;
 
-	for (int l = 0; l < 3; l++)
-		ut_lmkdir(fx, l, "d");
-	ut_lwrite(fx, 0, "d/.wh.gone", "");
-	ut_lwrite(fx, 1, "d/gone", "x");
-	ut_lwrite(fx, 1, "d/mid", "x");
-	ut_lwrite(fx, 2, "d/low", "x");
+	gone_mid_low(fx);
 	fs = ut_fx_open(fx, 3);
 	d = lk_dir(fs, fs->root, "d");
 	assert_null(d->lowerlist);
