@@ -278,6 +278,22 @@ static int keep_owner_in_xattr(struct strata_fs *fs, int sdir,
 				     st->st_mode);
 }
 
+/* Whether a copy carries our own record of its st_ino.  The kernel keeps
+ * the origin's number, except for a lower file with several names
+ * (without index=on the copy no longer shares the inode with them): that
+ * copy shows its own number, and records none.  A directory always
+ * records it.  Another file records it only when no kernel origin was
+ * written: with one, its number is found again from the origin and its
+ * name (attr.c) until a rename or link moves it (dir.c records it then).
+ * A second xattr beside the origin would not fit in a 256-byte ext4
+ * inode and cost every copy a 4 KiB xattr block and its write. */
+static bool records_own_number(const struct stat *st, bool origin_written)
+{
+	if (S_ISDIR(st->st_mode))
+		return true;
+	return st->st_nlink <= 1 && !origin_written;
+}
+
 /* Build the copy of (sdir, name), of real stat @st, as @tmp in work. */
 static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		      const char *name, const struct stat *st,
@@ -344,15 +360,7 @@ static int build_copy(struct strata_fs *fs, struct strata_inode *in, int sdir,
 		r = strata_set_kernel_origin(fs, wfd, tmp, in->layer, sdir,
 					     S_ISDIR(st->st_mode) ? NULL
 								  : name);
-	/* the kernel keeps the origin's st_ino, except for a lower file
-	 * with several names (without index=on the copy no longer shares
-	 * the inode with them): that copy shows its own number.  A file's
-	 * number is found again from its kernel origin and its name (attr.c)
-	 * until a rename or link moves it (dir.c records it then): a second
-	 * xattr here would not fit in a 256-byte ext4 inode beside the
-	 * origin and cost every copy a 4 KiB xattr block and its write */
-	if (r >= 0 && (S_ISDIR(st->st_mode) || st->st_nlink <= 1) &&
-	    (S_ISDIR(st->st_mode) || r == 0))
+	if (r >= 0 && records_own_number(st, r == 1))
 		r = strata_set_origin(fs, wfd, tmp, in->ino);
 	if (r > 0)
 		r = 0;

@@ -256,8 +256,8 @@ static int replace_whiteout_by_dir(struct strata_fs *fs, int udir,
 }
 
 static int do_create(struct strata_fs *fs, struct strata_inode *dir,
-		  const char *name, const struct strata_newobj *req,
-		  struct strata_inode **out, struct stat *st, int *fd)
+		     const char *name, const struct strata_newobj *req,
+		     struct strata_inode **out, struct stat *st, int *fd)
 {
 	struct strata_stack *s = NULL;
 	struct stat pst, ust;
@@ -359,8 +359,8 @@ out:
 }
 
 static int do_link(struct strata_fs *fs, struct strata_inode *in,
-		struct strata_inode *newdir, const char *newname,
-		struct strata_inode **out, struct stat *st)
+		   struct strata_inode *newdir, const char *newname,
+		   struct strata_inode **out, struct stat *st)
 {
 	g_autofree char *name = NULL;
 	struct strata_stack *s = NULL, *src = NULL;
@@ -546,7 +546,7 @@ out:
 }
 
 static int do_unlink(struct strata_fs *fs, struct strata_inode *dir,
-		  const char *name)
+		     const char *name)
 {
 	struct strata_inode *in;
 	struct stat st;
@@ -563,7 +563,7 @@ static int do_unlink(struct strata_fs *fs, struct strata_inode *dir,
 }
 
 static int do_rmdir(struct strata_fs *fs, struct strata_inode *dir,
-		 const char *name)
+		    const char *name)
 {
 	struct strata_inode *in;
 	struct stat st;
@@ -689,8 +689,8 @@ static void lock_names(struct strata_inode *a, struct strata_inode *b,
 }
 
 static int do_rename(struct strata_fs *fs, struct strata_inode *olddir,
-		  const char *oldname, struct strata_inode *newdir,
-		  const char *newname, unsigned int flags)
+		     const char *oldname, struct strata_inode *newdir,
+		     const char *newname, unsigned int flags)
 {
 	struct strata_inode *src = NULL, *dst = NULL;
 	struct strata_stack *os = NULL, *ns = NULL;
