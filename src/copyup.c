@@ -483,14 +483,14 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 	}
 	/* publishing and re-keying are one step for lookups in the parent
 	 * (types.h, ns_lock) */
-	g_rw_lock_writer_lock(&parent->ns_lock);
+	g_rw_lock_writer_lock(&strata_dirpart(parent)->ns_lock);
 	r = publish(fs, tmp, pstack->e[0].fd, name);
 	if (r == -EEXIST) {
 		/* defensive: an upper entry appeared meanwhile; it is the
 		 * object now, take it */
 		strata_remove_tree(fs->workfd, tmp);
 		r = adopt_existing(fs, in, pstack->e[0].fd, name);
-		g_rw_lock_writer_unlock(&parent->ns_lock);
+		g_rw_lock_writer_unlock(&strata_dirpart(parent)->ns_lock);
 		goto out;
 	}
 	if (r == 0)
@@ -504,7 +504,7 @@ static int copy_up_locked(struct strata_fs *fs, struct strata_inode *in,
 		in->entry_unsynced = true;
 		g_mutex_unlock(&in->lock);
 	}
-	g_rw_lock_writer_unlock(&parent->ns_lock);
+	g_rw_lock_writer_unlock(&strata_dirpart(parent)->ns_lock);
 	/* the parent's upper listing holds the copy now (and a copy of a
 	 * file with several names lists its own number) */
 	strata_dir_changed(parent);

@@ -117,18 +117,40 @@ static void aliases_free(struct strata_fs *fs, GPtrArray *a)
 	g_ptr_array_free(a, TRUE);
 }
 
+G_STATIC_ASSERT(sizeof(struct strata_inode) % 8 == 0);
+
+struct strata_inode *strata_inode_new(mode_t type)
+{
+	bool dir = S_ISDIR(type);
+	struct strata_inode *in = g_malloc0(
+		sizeof(*in) + (dir ? sizeof(struct strata_dirpart) : 0));
+
+	in->type = type & S_IFMT;
+	in->refs = 1;
+	in->orphan_fd = -1;
+	g_mutex_init(&in->lock);
+	g_mutex_init(&in->cu_lock);
+	if (dir)
+		g_rw_lock_init(&strata_dirpart(in)->ns_lock);
+	return in;
+}
+
 static void inode_free(struct strata_inode *in)
 {
 	g_free(in->ik.name);
 	strata_stack_unref(in->stack);
-	strata_dcache_free(in->dcache);
-	strata_lowerlist_free(in->lowerlist);
+	if (S_ISDIR(in->type)) {
+		struct strata_dirpart *d = strata_dirpart(in);
+
+		strata_dcache_free(d->dcache);
+		strata_lowerlist_free(d->lowerlist);
+		g_rw_lock_clear(&d->ns_lock);
+	}
 	if (in->orphan_fd > 0)
 		close(in->orphan_fd);
 	g_free(in->name);
 	g_mutex_clear(&in->lock);
 	g_mutex_clear(&in->cu_lock);
-	g_rw_lock_clear(&in->ns_lock);
 	g_free(in);
 }
 
@@ -185,22 +207,16 @@ struct strata_inode *strata_inode_get_ex(struct strata_fs *fs, uint64_t key,
 	g_mutex_unlock(&fs->table_lock);
 
 	/* build outside the lock, then insert unless someone beat us */
-	fresh = g_new0(struct strata_inode, 1);
+	fresh = strata_inode_new(type);
 	fresh->ik.key = key;
 	/* the key's parent is the inode's own parent: its reference */
 	fresh->ik.parent = probe.parent;
 	fresh->ik.name = g_strdup(probe.name);
 	fresh->ino = ino;
-	fresh->type = type & S_IFMT;
-	fresh->refs = 1;
-	g_mutex_init(&fresh->lock);
-	g_mutex_init(&fresh->cu_lock);
-	g_rw_lock_init(&fresh->ns_lock);
 	fresh->parent = parent;
 	fresh->name = g_strdup(name);
 	fresh->layer = layer;
 	fresh->stack = stack;
-	fresh->orphan_fd = -1;
 
 	g_mutex_lock(&fs->table_lock);
 	in = g_hash_table_lookup(fs->inodes, &probe);

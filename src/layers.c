@@ -158,17 +158,11 @@ static int build_root(struct strata_fs *fs, char **err)
 	if (r < 0)
 		goto fail;
 
-	root = g_new0(struct strata_inode, 1);
+	root = strata_inode_new(S_IFDIR);
 	root->ik.key = strata_map_ino(fs, 0, st.st_ino);
 	root->ino = root->ik.key;
-	root->type = S_IFDIR;
-	root->refs = 1;
-	g_mutex_init(&root->lock);
-	g_mutex_init(&root->cu_lock);
-	g_rw_lock_init(&root->ns_lock);
 	root->name = g_strdup("");
 	root->stack = s;
-	root->orphan_fd = -1;
 	g_hash_table_insert(fs->inodes, &root->ik, root);
 	fs->root = root;
 	return 0;

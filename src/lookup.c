@@ -151,12 +151,12 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
-	g_rw_lock_reader_lock(&dir->ns_lock);
+	g_rw_lock_reader_lock(&strata_dirpart(dir)->ns_lock);
 	s = strata_inode_stack(dir);
 	r = strata_resolve(fs, s, strata_dcache_get(fs, dir, s), name, &f);
 	strata_stack_unref(s);
 	if (r < 0) {
-		g_rw_lock_reader_unlock(&dir->ns_lock);
+		g_rw_lock_reader_unlock(&strata_dirpart(dir)->ns_lock);
 		return r;
 	}
 	/* a lower file with several names, in a union that can copy it
@@ -165,7 +165,7 @@ int strata_lookup(struct strata_fs *fs, struct strata_inode *dir,
 		  f.st.st_nlink > 1;
 	*out = strata_inode_get_ex(fs, f.key, by_name, f.st.st_ino,
 				   f.st.st_mode, dir, name, f.layer, f.stack);
-	g_rw_lock_reader_unlock(&dir->ns_lock);
+	g_rw_lock_reader_unlock(&strata_dirpart(dir)->ns_lock);
 	*st = f.st;
 	/* an upper file with several names: an unlink or rename of one must
 	 * know where the others are */
@@ -207,10 +207,10 @@ int strata_lookup_created(struct strata_fs *fs, struct strata_inode *dir,
 	key = strata_map_ino(fs, 0, rst.st_ino);
 	strata_apply_override(fs, udir, name, &rst);
 	strata_fix_stat(fs, &rst, key, 1);
-	g_rw_lock_reader_lock(&dir->ns_lock);
+	g_rw_lock_reader_lock(&strata_dirpart(dir)->ns_lock);
 	*out = strata_inode_get_ex(fs, key, false, rst.st_ino, rst.st_mode,
 				   dir, name, 0, stack);
-	g_rw_lock_reader_unlock(&dir->ns_lock);
+	g_rw_lock_reader_unlock(&strata_dirpart(dir)->ns_lock);
 	if (stack == NULL && S_ISREG(rst.st_mode))
 		g_atomic_int_set(&(*out)->cap_seq, 1); /* no capability yet */
 	*st = rst;

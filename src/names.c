@@ -103,7 +103,7 @@ struct strata_dcache *strata_dcache_get(struct strata_fs *fs,
 					struct strata_inode *dir,
 					const struct strata_stack *s)
 {
-	struct strata_dcache *dc = g_atomic_pointer_get(&dir->dcache);
+	struct strata_dcache *dc = g_atomic_pointer_get(&strata_dirpart(dir)->dcache);
 	uint32_t n = 0;
 
 	if (dc)
@@ -120,9 +120,9 @@ struct strata_dcache *strata_dcache_get(struct strata_fs *fs,
 		dc->s[dc->n].budget = FIRST_BUDGET;
 		dc->n++;
 	}
-	if (!g_atomic_pointer_compare_and_exchange(&dir->dcache, NULL, dc)) {
+	if (!g_atomic_pointer_compare_and_exchange(&strata_dirpart(dir)->dcache, NULL, dc)) {
 		g_free(dc);
-		dc = g_atomic_pointer_get(&dir->dcache);
+		dc = g_atomic_pointer_get(&strata_dirpart(dir)->dcache);
 	}
 	return dc;
 }

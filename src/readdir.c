@@ -195,12 +195,12 @@ static void shown_inos(struct strata_fs *fs, const struct strata_stack *s,
 
 void strata_dir_changed(struct strata_inode *dir)
 {
-	__atomic_add_fetch(&dir->ns_version, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&strata_dirpart(dir)->ns_version, 1, __ATOMIC_SEQ_CST);
 }
 
 uint32_t strata_dir_version(struct strata_inode *dir)
 {
-	return __atomic_load_n(&dir->ns_version, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&strata_dirpart(dir)->ns_version, __ATOMIC_SEQ_CST);
 }
 
 /* 64 bits of a name: FNV-1a, then splitmix64's finish to spread them. */
@@ -380,7 +380,7 @@ static int lowerlist_get(struct strata_fs *fs, struct strata_inode *dir,
 			 struct strata_lowerlist **out, bool *own)
 {
 	struct strata_lowerlist *ll =
-		g_atomic_pointer_get(&dir->lowerlist);
+		g_atomic_pointer_get(&strata_dirpart(dir)->lowerlist);
 	int r;
 
 	*own = false;
@@ -391,12 +391,12 @@ static int lowerlist_get(struct strata_fs *fs, struct strata_inode *dir,
 	r = lowerlist_read(fs, dir, s, e, n, &ll);
 	if (r < 0)
 		return r;
-	if (__atomic_fetch_add(&dir->lower_reads, 1, __ATOMIC_RELAXED) == 0) {
+	if (__atomic_fetch_add(&strata_dirpart(dir)->lower_reads, 1, __ATOMIC_RELAXED) == 0) {
 		*own = true;
-	} else if (!g_atomic_pointer_compare_and_exchange(&dir->lowerlist,
+	} else if (!g_atomic_pointer_compare_and_exchange(&strata_dirpart(dir)->lowerlist,
 							  NULL, ll)) {
 		struct strata_lowerlist *kept =
-			g_atomic_pointer_get(&dir->lowerlist);
+			g_atomic_pointer_get(&strata_dirpart(dir)->lowerlist);
 
 		if (lowerlist_fits(kept, e, n)) {
 			strata_lowerlist_free(ll);

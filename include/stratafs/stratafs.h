@@ -139,6 +139,10 @@ void strata_stack_unref(struct strata_stack *s);
 const struct strata_stack_entry *
 strata_stack_find(const struct strata_stack *s, uint32_t layer);
 
+/* A zeroed inode of @type with its locks (and directory part) set up,
+ * one reference, no orphan fd: the caller fills in the rest. */
+struct strata_inode *strata_inode_new(mode_t type);
+
 void strata_table_init(struct strata_fs *fs);
 void strata_table_destroy(struct strata_fs *fs);
 /* Find the inode @ino or create it from the given location.  Takes one

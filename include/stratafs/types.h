@@ -81,7 +81,6 @@ struct strata_inode {
 	 */
 	struct strata_ikey ik;
 	uint64_t ino;
-	mode_t type;   /* S_IFMT bits, immutable */
 
 	/* Kernel lookups plus internal references (children, open handles). */
 	uint64_t refs; /* atomic */
@@ -97,25 +96,31 @@ struct strata_inode {
 	struct strata_inode *parent;
 	char *name;
 	uint32_t layer;
+	mode_t type;   /* S_IFMT bits, immutable */
 	/* Directories only: the real directories, topmost first. */
 	struct strata_stack *stack;
-	/* the last name is gone (unlink/rmdir/rename over it); a
-	 * non-directory then keeps an O_PATH fd of its real object, so that
-	 * fstat of a file still open goes on working */
-	bool unlinked;
-	int orphan_fd;
 	/* Upper non-directories with several names: the names (struct
 	 * strata_alias) the kernel has looked up, so that unlink or rename
 	 * of one can move the inode to another. */
 	GPtrArray *aliases;
-	/* bumped by each copy-up, so read-only handles opened before it
-	 * switch to the copy (protected by lock) */
-	uint32_t gen;
+	/* the last name is gone (unlink/rmdir/rename over it); a
+	 * non-directory then keeps an O_PATH fd of its real object, so that
+	 * fstat of a file still open goes on working */
+	int orphan_fd;
+	bool unlinked;
 	/* published by a copy-up whose rename into the upper parent no
 	 * fsync has covered yet: the next fsync through this object, or
 	 * through a directory below it, syncs that parent (protected by lock;
 	 * only with fsync=1) */
 	bool entry_unsynced;
+	/* bumped by each copy-up, so read-only handles opened before it
+	 * switch to the copy (protected by lock) */
+	uint32_t gen;
+	/* security.capability known absent (bit 0), and a count bumped by
+	 * every set or removal of it (xattr.c), so that a lookup that
+	 * raced with one cannot cache a stale absence: the kernel asks for
+	 * it before every write and chown of a file (atomic) */
+	int cap_seq;
 
 	/* Serializes copy-up of this inode; taken without any other inode
 	 * lock held (parents are copied up first, each under its own).
@@ -125,33 +130,42 @@ struct strata_inode {
 	 * which would otherwise find a whiteout, nothing, or the file
 	 * renamed over it. */
 	GMutex cu_lock;
-	/* Directories: a name resolution in this directory (reader) never
-	 * straddles the publishing of a copied-up child and the move of its
-	 * inode to the new key (writer), or it would make a second, stale
-	 * inode for the child.  The kernel orders namespace operations
-	 * itself; copy-up is the one change it does not see as one. */
+	/* A directory is followed, in the same allocation, by its struct
+	 * strata_dirpart (strata_dirpart()); other objects, most of the
+	 * table, do not pay for it.  Keep this struct a multiple of 8
+	 * bytes. */
+};
+
+/* What only a directory has (strata_inode_new() allocates it). */
+struct strata_dirpart {
+	/* A name resolution in this directory (reader) never straddles
+	 * the publishing of a copied-up child and the move of its inode to
+	 * the new key (writer), or it would make a second, stale inode for
+	 * the child.  The kernel orders namespace operations itself;
+	 * copy-up is the one change it does not see as one. */
 	GRWLock ns_lock;
-	/* Directories: indexes of the lower directories' names, made on
-	 * the first lookup (names.c); set once (atomic), freed with the
-	 * inode. */
+	/* Indexes of the lower directories' names, made on the first
+	 * lookup (names.c); set once (atomic), freed with the inode. */
 	struct strata_dcache *dcache;
-	/* Directories: the merged listing of the lower directories of the
-	 * stack, kept from the second time they are read (readdir.c; the
-	 * kernel caches listings, so most directories are read once); the
-	 * lowers do not change while mounted, nor does the lower part of a
-	 * directory's stack, so it never goes stale; set once (atomic),
-	 * freed with the inode.  lower_reads counts the reads (atomic). */
+	/* The merged listing of the lower directories of the stack, kept
+	 * from the second time they are read (readdir.c; the kernel caches
+	 * listings, so most directories are read once); the lowers do not
+	 * change while mounted, nor does the lower part of a directory's
+	 * stack, so it never goes stale; set once (atomic), freed with the
+	 * inode.  lower_reads counts the reads (atomic). */
 	struct strata_lowerlist *lowerlist;
 	uint32_t lower_reads;
-	/* Directories: bumped after every change of its names made through
-	 * us (readdir.c; atomic) */
+	/* bumped after every change of its names made through us
+	 * (readdir.c; atomic) */
 	uint32_t ns_version;
-	/* security.capability known absent (bit 0), and a count bumped by
-	 * every set or removal of it (xattr.c), so that a lookup that
-	 * raced with one cannot cache a stale absence: the kernel asks for
-	 * it before every write and chown of a file (atomic) */
-	int cap_seq;
 };
+
+/* The directory part of @in, which must be a directory. */
+static inline struct strata_dirpart *strata_dirpart(struct strata_inode *in)
+{
+	g_assert(S_ISDIR(in->type));
+	return (struct strata_dirpart *)(in + 1);
+}
 
 struct strata_alias {
 	struct strata_inode *parent; /* a reference is held */

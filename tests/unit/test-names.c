@@ -71,14 +71,14 @@ static void test_index_after_misses(void **state)
 	ut_lwrite(fx, 0, "d/top", "top");
 	fs = ut_fx_open(fx, 3);
 	d = lk_dir(fs, fs->root, "d");
-	assert_int_equal(strata_dcache_indexed(d->dcache), 0);
+	assert_int_equal(strata_dcache_indexed(strata_dirpart(d)->dcache), 0);
 	for (int i = 0; i < 400; i++) {
 		snprintf(name, sizeof(name), "f%03d", i);
 		assert_int_equal(lk_err(fs, d, name, &st), 0);
 		assert_int_equal(st.st_size, 6);
 	}
 	/* layers 0 and 1 paid (a one-block directory's budget is small) */
-	assert_int_equal(strata_dcache_indexed(d->dcache), 2);
+	assert_int_equal(strata_dcache_indexed(strata_dirpart(d)->dcache), 2);
 	/* indexed layers still answer for what they hold */
 	assert_int_equal(lk_err(fs, d, "top", &st), 0);
 	assert_int_equal(st.st_size, 3);
@@ -101,7 +101,7 @@ static void test_few_lookups_no_index(void **state)
 	d = lk_dir(fs, fs->root, "d");
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(lk_err(fs, d, "f", NULL), 0);
-	assert_int_equal(strata_dcache_indexed(d->dcache), 0);
+	assert_int_equal(strata_dcache_indexed(strata_dirpart(d)->dcache), 0);
 	strata_inode_unref(fs, d, 1);
 }
 
@@ -137,7 +137,7 @@ static void test_readdir_feeds_index(void **state)
 	d = lk_dir(fs, fs->root, "d");
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
 	strata_dirsnap_free(snap);
-	assert_int_equal(strata_dcache_indexed(d->dcache), 3);
+	assert_int_equal(strata_dcache_indexed(strata_dirpart(d)->dcache), 3);
 	assert_int_equal(lk_err(fs, d, "gone", NULL), -ENOENT);
 	assert_int_equal(lk_err(fs, d, "mid", &st), 0);
 	assert_int_equal(st.st_size, 3);
@@ -188,7 +188,7 @@ static void test_same_answers(void **state)
 	}
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
 	strata_dirsnap_free(snap);
-	assert_int_equal(strata_dcache_indexed(d->dcache), 3);
+	assert_int_equal(strata_dcache_indexed(strata_dirpart(d)->dcache), 3);
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "n%d", i);
 		after[i][0] = lk_err(fs, d, name, &st);
@@ -209,7 +209,7 @@ static void test_same_answers(void **state)
 static void test_upper_never_indexed(void **state)
 {
 	struct strata_fs fs = { .has_upper = true };
-	struct strata_inode dir = { 0 };
+	struct strata_inode *dir = strata_inode_new(S_IFDIR);
 	struct strata_stack *s = strata_stack_new(3);
 	struct strata_dcache *dc;
 	struct strata_raw_dirent raw[] = { { .name = "x" } };
@@ -220,10 +220,10 @@ static void test_upper_never_indexed(void **state)
 		s->e[i].layer = i;
 		s->e[i].fd = -1;
 	}
-	dc = strata_dcache_get(&fs, &dir, s);
+	dc = strata_dcache_get(&fs, dir, s);
 	assert_non_null(dc);
-	assert_ptr_equal(dc, dir.dcache);
-	assert_ptr_equal(strata_dcache_get(&fs, &dir, s), dc);
+	assert_ptr_equal(dc, strata_dirpart(dir)->dcache);
+	assert_ptr_equal(strata_dcache_get(&fs, dir, s), dc);
 	strata_dcache_feed(dc, 0, raw, 1);
 	strata_dcache_feed(dc, 1, raw, 1);
 	assert_int_equal(strata_dcache_indexed(dc), 1);
@@ -245,9 +245,13 @@ static void test_upper_never_indexed(void **state)
 	s = strata_stack_new(1);
 	s->e[0].layer = 0;
 	s->e[0].fd = -1;
-	dir.dcache = NULL;
-	assert_null(strata_dcache_get(&fs, &dir, s));
+	strata_dirpart(dir)->dcache = NULL;
+	assert_null(strata_dcache_get(&fs, dir, s));
 	strata_stack_unref(s);
+	g_rw_lock_clear(&strata_dirpart(dir)->ns_lock);
+	g_mutex_clear(&dir->lock);
+	g_mutex_clear(&dir->cu_lock);
+	g_free(dir);
 }
 
 static gint cmp_name_p(gconstpointer a, gconstpointer b)
@@ -285,15 +289,15 @@ static void test_lower_listing_kept(void **state)
 	gone_mid_low(fx);
 	fs = ut_fx_open(fx, 3);
 	d = lk_dir(fs, fs->root, "d");
-	assert_null(d->lowerlist);
+	assert_null(strata_dirpart(d)->lowerlist);
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
 	first = snap_names(snap);
 	strata_dirsnap_free(snap);
-	assert_null(d->lowerlist);
+	assert_null(strata_dirpart(d)->lowerlist);
 	assert_string_equal(first, ". .. low mid");
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
 	strata_dirsnap_free(snap);
-	assert_non_null(d->lowerlist);
+	assert_non_null(strata_dirpart(d)->lowerlist);
 	ut_lwrite(fx, 2, "d/later", "x");
 	assert_int_equal(strata_readdir_snapshot(fs, d, &snap), 0);
 	second = snap_names(snap);
