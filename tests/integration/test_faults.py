@@ -71,6 +71,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 from tap import (Tap, leave_top, is_mounted, require_root_fuse, skip_all, stratafs_bin,
                  unmount, wait_gone, wait_mounted)
@@ -641,6 +643,37 @@ def case_eio(t, ctx):
         os.unlink(os.path.join(M, "bad"))
         t.ok(not os.path.lexists(os.path.join(M, "bad")),
              "EIO: a failing file can be deleted (no data copy needed)")
+        # Reads stuck on a slow lower: the watcher adds reader threads; a
+        # second after requests stop, the threads it added are gone again.
+        def nthreads():
+            return len(os.listdir(f"/proc/{daemon.pid}/task"))
+
+        time.sleep(1.5)  # the requests above have stopped
+        before = nthreads()
+        got = {}
+
+        def slow(i):
+            got[i] = read(f"slow{i}")
+
+        readers = [threading.Thread(target=slow, args=(i,)) for i in range(4)]
+        for r in readers:
+            r.start()
+        peak = before
+        while any(r.is_alive() for r in readers):
+            peak = max(peak, nthreads())
+            time.sleep(0.02)
+        for r in readers:
+            r.join()
+        deadline = time.monotonic() + 10
+        after = nthreads()
+        while after > before and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = nthreads()
+        t.ok(all(got.get(i) == b"s" * 4096 for i in range(4)) and peak >= before + 2
+             and after == before,
+             "threads: reads blocked on a slow lower add reader threads, which end "
+             "once requests stop", f"threads {before} before, {peak} at most during "
+             f"the reads, {after} after; read {[len(got.get(i, b'')) for i in range(4)]}")
         t.ok(daemon.poll() is None, "EIO: the daemon is alive after all of it")
     finally:
         unmount(M)

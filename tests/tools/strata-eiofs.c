@@ -12,6 +12,7 @@
  *   /dir/          a directory holding /dir/inner ("inner\n")
  *   /baddir/       a directory whose listing fails with EIO; /baddir/x
  *                  ("x\n") can still be looked up and read
+ *   /slow0../slow3 4096 bytes of 's' each; every read takes half a second
  * Files are opened with direct_io, so no read is ever served from the
  * page cache: every read of /bad reaches us and fails.
  */
@@ -22,13 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define GOOD_LINE "good data\n"
 #define GOOD_REPEAT 1000
 #define BAD_SIZE 65536
 #define HALF_OK 4096
+#define SLOW_SIZE 4096
+#define SLOW_US 500000
 
-enum kind { K_DIR, K_GOOD, K_BAD, K_HALF, K_TEXT };
+enum kind { K_DIR, K_GOOD, K_BAD, K_HALF, K_TEXT, K_SLOW };
 
 struct node {
 	const char *path;
@@ -45,6 +49,10 @@ static const struct node nodes[] = {
 	{ "/dir/inner", K_TEXT, "inner\n" },
 	{ "/baddir", K_DIR, NULL },
 	{ "/baddir/x", K_TEXT, "x\n" },
+	{ "/slow0", K_SLOW, NULL },
+	{ "/slow1", K_SLOW, NULL },
+	{ "/slow2", K_SLOW, NULL },
+	{ "/slow3", K_SLOW, NULL },
 };
 
 static const struct node *find(const char *path)
@@ -65,6 +73,8 @@ static off_t size_of(const struct node *n)
 		return BAD_SIZE;
 	case K_TEXT:
 		return (off_t)strlen(n->text);
+	case K_SLOW:
+		return SLOW_SIZE;
 	default:
 		return 0;
 	}
@@ -145,6 +155,8 @@ static int eio_read(const char *path, char *buf, size_t size, off_t off,
 		return -EIO;
 	if (n->kind == K_HALF && off + (off_t)size > HALF_OK)
 		return -EIO;
+	if (n->kind == K_SLOW)
+		usleep(SLOW_US);
 	total = size_of(n);
 	if (off >= total)
 		return 0;
@@ -157,6 +169,8 @@ static int eio_read(const char *path, char *buf, size_t size, off_t off,
 			buf[i] = GOOD_LINE[o % strlen(GOOD_LINE)];
 		else if (n->kind == K_HALF)
 			buf[i] = 'h';
+		else if (n->kind == K_SLOW)
+			buf[i] = 's';
 		else
 			buf[i] = n->text[o];
 	}
