@@ -165,6 +165,13 @@ static bool rest(struct strata_loop *lp)
 	bool go = true;
 
 	g_mutex_lock(&lp->lock);
+	/* readers changes under lock only: two surplus readers that saw
+	 * each other must not both leave, or nobody would read, and once
+	 * requests had stopped for a second the watcher would not look */
+	if (__atomic_load_n(&lp->readers, __ATOMIC_SEQ_CST) <= 1) {
+		g_mutex_unlock(&lp->lock);
+		return true;
+	}
 	__atomic_sub_fetch(&lp->readers, 1, __ATOMIC_SEQ_CST);
 	lp->idle++;
 	for (;;) {
