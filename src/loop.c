@@ -284,8 +284,12 @@ static void *worker(void *data)
  * arena keeps its own free memory: RSS after the kernel forgot a tree grew
  * with every reader thread that had ever served (walk and forget of
  * 51,000 files, 4 rounds: 4.0 to 5.4 MiB with 5 threads; with 2 arenas
- * flat at 3.8-4.0 MiB).  So as many arenas as CPUs, at most MAX_ARENAS,
- * unless the user tuned glibc's malloc.  Before any thread starts. */
+ * flat at 3.8-4.0 MiB).  So as many arenas as CPUs, at most MAX_ARENAS.
+ * The mmap threshold is fixed too: glibc raises it each time a mapped
+ * block is freed, and a retired thread's 1 MiB request buffer then came
+ * back inside the heap, pinning pages (main arena in use 213 KiB -> 1.1
+ * MiB between two forgets; with the threshold fixed, flat).  Unless the
+ * user tuned glibc's malloc.  Before any thread starts. */
 static void limit_arenas(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
