@@ -29,6 +29,9 @@ STRATAFS = os.path.join(REPO, "build", "stratafs")
 FUSE_OVERLAYFS = "/usr/bin/fuse-overlayfs"
 SYSTEMS = ["kernel", "fuse-overlayfs", "stratafs"]
 FIXTURE_VERSION = "1"
+# a run is noted when the hypervisor's steal (all CPUs) exceeds this share of its time
+# (and more than one clock tick)
+STEAL_NOTE = 0.10
 MEMORY_ROUNDS = 4  # the first walk + drop, then 3 repeats
 
 # Full sizes; --quick divides most of them by 10.
@@ -681,14 +684,26 @@ def goals_for(name):
 
 # ---------------------------------------------------------------- driver
 
+def cpu_steal():
+    """Seconds of CPU time the hypervisor gave to others (all CPUs), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def one_run(system, wl, ctx, rundir):
+    """(seconds, note, VmHWM KiB, host steal seconds during the timed part)"""
     name, fix, mode, fn = wl
     parent, lowers, probe = fix()[:3]
     m = Mount(system, parent, lowers, rundir)
     try:
         if fn is None:  # the mount workload
+            s0 = cpu_steal()
             t = m.mount(probe)
-            return t, None, m.hwm()
+            return t, None, m.hwm(), cpu_steal() - s0
         m.mount(probe)
         if mode == "warm":
             fn(m.mnt, ctx)  # untimed first pass fills the caches
@@ -696,11 +711,13 @@ def one_run(system, wl, ctx, rundir):
             drop_caches()
         else:
             os.sync()  # earlier runs' dirty data is not flushed inside the timed part
+        s0 = cpu_steal()
         t0 = time.perf_counter()
         note = fn(m.mnt, ctx)
         t = time.perf_counter() - t0
+        steal = cpu_steal() - s0
         hwm = m.hwm()
-        return t, note, hwm
+        return t, note, hwm, steal
     finally:
         m.cleanup()
 
@@ -869,6 +886,7 @@ def main():
             res = {sy: [] for sy in SYSTEMS}
             notes = {sy: [] for sy in SYSTEMS}
             hwm = {sy: [] for sy in SYSTEMS}
+            steal = {sy: [] for sy in SYSTEMS}
             err = {}
             for r in range(runs):
                 for sy in SYSTEMS:
@@ -876,18 +894,20 @@ def main():
                         continue
                     rd = os.path.join(root, "runs", sy.replace("-", ""))
                     try:
-                        t, note, h = one_run(sy, wl, ctx, rd)
+                        t, note, h, st = one_run(sy, wl, ctx, rd)
                         res[sy].append(t)
+                        steal[sy].append(st)
                         notes[sy].append((t, note))
                         if h:
                             hwm[sy].append(h)
-                        log("%-45s %-15s run %d: %s %s" % (name, sy, r + 1, fmt_t(t), note or ""))
+                        log("%-45s %-15s run %d: %s %s%s" % (name, sy, r + 1, fmt_t(t), note or "",
+                                                             " (host steal %.2f s)" % st if st else ""))
                     except Exception as e:  # report and continue
                         err[sy] = str(e).replace("|", "/").replace("\n", " ")[:160]
                         log("%-45s %-15s run %d: FAIL %s" % (name, sy, r + 1, err[sy]))
                         if os.environ.get("BENCH_DEBUG"):
                             traceback.print_exc()
-            rows.append((name, res, notes, hwm, err))
+            rows.append((name, res, notes, hwm, err, steal))
             log("%-45s wall %.1f s (all systems and runs, mounts included)" % (name, time.monotonic() - t_wl))
         if do_memory:
             t_wl = time.monotonic()
@@ -923,7 +943,22 @@ def main():
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     goal_rows = []  # (workload, goal, measured, met or None)
     hwm_stat = {}
-    for name, res, notes, hwm, err in rows:
+    stolen = []  # notes on runs the hypervisor slowed
+    for name, res, notes, hwm, err, steal in rows:
+        # steal is counted in clock ticks: one tick alone says little about a short run
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        hit = {sy: [i for i, st in enumerate(steal[sy]) if st > max(STEAL_NOTE * res[sy][i], 1.5 * tick)]
+               for sy in SYSTEMS}
+        n_hit = sum(len(v) for v in hit.values())
+        if n_hit:
+            clean = []
+            for sy in SYSTEMS:
+                kept = [t for i, t in enumerate(res[sy]) if i not in hit[sy]]
+                clean.append("%s %s" % (sy, fmt_t(statistics.median(kept)) if kept else "-"))
+            stolen.append("- %s: %d of %d runs lost more than %d %% of their time to host steal (up to %.2f s); "
+                          "medians of the other runs: %s" % (
+                              name, n_hit, sum(len(res[sy]) for sy in SYSTEMS), STEAL_NOTE * 100,
+                              max(max(steal[sy]) for sy in SYSTEMS if steal[sy]), ", ".join(clean)))
         cells = []
         for sy in SYSTEMS:
             if sy in err:
@@ -962,6 +997,12 @@ def main():
         lines.append("Times are medians of the timed part only (mount/unmount excluded except for the "
                      "mount-* rows); ratio > 1 means stratafs is slower. VmHWM is the daemon's peak RSS "
                      "read before unmount (max over runs).")
+        if stolen:
+            lines.append("")
+            lines.append("Host steal (`/proc/stat`: CPU time the hypervisor gave to other guests) during the "
+                         "timed part; such runs are slower for reasons outside the systems compared:")
+            lines.append("")
+            lines.extend(stolen)
     else:
         lines = lines[:1]
 
