@@ -740,9 +740,9 @@ def fmt_kib(k):
 
 # ---------------------------------------------------------------- memory
 
-def rss_settled(pid, limit=10.0):
-    """VmRSS once it has stopped changing for 1 s (or after limit seconds): the kernel's
-    FORGETs after drop_caches reach the daemon asynchronously."""
+def rss_settled(pid, limit=10.0, still=1.0):
+    """VmRSS once it has stopped changing for `still` seconds (or after limit seconds): the
+    kernel's FORGETs after drop_caches reach the daemon asynchronously."""
     t0 = time.monotonic()
     last, since = vm_kib(pid, "VmRSS"), time.monotonic()
     while time.monotonic() - t0 < limit:
@@ -750,7 +750,7 @@ def rss_settled(pid, limit=10.0):
         cur = vm_kib(pid, "VmRSS")
         if cur != last:
             last, since = cur, time.monotonic()
-        elif time.monotonic() - since >= 1.0:
+        elif time.monotonic() - since >= still:
             break
     return last, time.monotonic() - t0
 
@@ -831,6 +831,8 @@ def main():
                     help="1/10 sizes (untar 1/20, rm/chmod 1/40), 2 runs (unless --runs)")
     ap.add_argument("--runs", type=int, help="runs per system and workload (default 5, --quick 2)")
     ap.add_argument("--only", help="regex on workload names")
+    ap.add_argument("--memory-rounds", type=int, default=MEMORY_ROUNDS,
+                    help="walk + drop rounds of the memory workload (default %d)" % MEMORY_ROUNDS)
     ap.add_argument("--fixtures", default="/var/tmp/stratafs-bench", help="cache dir")
     ap.add_argument("--upper-fs", choices=("loop", "root"), default="loop",
                     help="where upper/work dirs live: a fresh journaled ext4 loop image "
@@ -914,7 +916,7 @@ def main():
             for sy in ("fuse-overlayfs", "stratafs"):
                 try:
                     mem[sy] = memory_run(sy, fx, ctx, os.path.join(root, "runs", sy.replace("-", "")),
-                                         MEMORY_ROUNDS)
+                                         a.memory_rounds)
                 except Exception as e:  # report and continue
                     mem[sy] = str(e).replace("|", "/").replace("\n", " ")[:160]
                     log("%-45s %-15s FAIL %s" % (memname, sy, mem[sy]))
@@ -1012,10 +1014,10 @@ def main():
         lines.append("Memory (%s): daemon VmRSS on a mount of the %d-file, %d-layer tree: at the start, "
                      "after a cold walk + lstat of every file, and after `echo 2 > /proc/sys/vm/drop_caches` "
                      "(the kernel forgets the inodes); then %d more rounds of walk + drop on the same mount."
-                     % (memname, files, s["tree_layers"], MEMORY_ROUNDS - 1))
+                     % (memname, files, s["tree_layers"], a.memory_rounds - 1))
         lines.append("")
         hdr = ["daemon", "start", "after walk", "per 100,000 inodes", "after drop"]
-        hdr += ["round %d walk / drop" % (r + 1) for r in range(1, MEMORY_ROUNDS)]
+        hdr += ["round %d walk / drop" % (r + 1) for r in range(1, a.memory_rounds)]
         hdr += ["VmHWM"]
         lines.append("| " + " | ".join(hdr) + " |")
         lines.append("|---|" + "---:|" * (len(hdr) - 1))
