@@ -26,13 +26,32 @@
 
 #include "stratafs/stratafs.h"
 
-/* The canonical path of the directory open as @fd: what the kernel names
- * it (one call; realpath(3) makes one per component) */
-static char *fd_path(int fd, const char *path)
+/*
+ * The canonical path of the directory open as @fd: what the kernel names
+ * it.  getcwd() after fchdir() asks the kernel for it in two cheap calls;
+ * readlink() of /proc/self/fd/N costs a procfs lookup (5-9 us a layer
+ * against about 2, measured over 128 layers), realpath(3) a call per
+ * component.  @cwd is the caller's working directory (O_PATH, or -1 if it
+ * could not be opened), to which it returns at once: later relative layer
+ * paths resolve against it.  Returns NULL with *r < 0 only if it cannot
+ * return there.
+ */
+static char *fd_path(int fd, const char *path, int cwd, int *r)
 {
 	char link[64], buf[PATH_MAX];
 	ssize_t n;
 
+	*r = 0;
+	if (cwd >= 0 && fchdir(fd) == 0) {
+		const char *got = getcwd(buf, sizeof(buf));
+
+		if (fchdir(cwd) != 0) {
+			*r = -errno;
+			return NULL;
+		}
+		if (got && buf[0] == '/')
+			return strdup(buf);
+	}
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, buf, sizeof(buf) - 1);
 	if (n <= 0 || buf[0] != '/' || (size_t)n >= sizeof(buf) - 1)
@@ -67,11 +86,11 @@ static void layer_uuid(struct strata_layer *l, int fd,
 
 static int open_layer(struct strata_layer *l, const char *what,
 		      const char *path, const struct strata_layer *prev,
-		      uint32_t n_prev, char **err)
+		      uint32_t n_prev, int cwd, char **err)
 {
 	struct stat st;
 	char *real;
-	int fd;
+	int fd, r;
 
 	fd = strata_do_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0) {
@@ -98,7 +117,14 @@ static int open_layer(struct strata_layer *l, const char *what,
 	l->dev = st.st_dev;
 	l->ino = st.st_ino;
 	layer_uuid(l, fd, prev, n_prev);
-	real = fd_path(fd, path);
+	real = fd_path(fd, path, cwd, &r);
+	if (r < 0) {
+		*err = g_strdup_printf("cannot return to the working directory "
+				       "after opening %s %s: %s", what, path,
+				       g_strerror(-r));
+		close(fd);
+		return r;
+	}
 	if (l->upper && faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
 		int e = errno;
 		*err = g_strdup_printf("%s %s: not writable (%s)", what, path,
@@ -547,6 +573,29 @@ static uint32_t read_overflow(const char *path)
 	return v > 0 && v < UINT32_MAX ? (uint32_t)v : 65534;
 }
 
+/* The upper (if any) and the lower layers' roots, fs->layers sized. */
+static int open_layers(struct strata_fs *fs, const struct strata_options *o,
+		       char **err)
+{
+	guint base = o->upperdir ? 1 : 0;
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (o->upperdir) {
+		fs->has_upper = true;
+		fs->layers[0].upper = true;
+		r = open_layer(&fs->layers[0], "upperdir", o->upperdir,
+			       NULL, 0, cwd, err);
+	}
+	for (guint i = 0; r == 0 && i < o->lowerdirs->len; i++)
+		r = open_layer(&fs->layers[base + i], "lowerdir",
+			       o->lowerdirs->pdata[i], fs->layers, base + i,
+			       cwd, err);
+	if (cwd >= 0)
+		close(cwd);
+	return r;
+}
+
 int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 		   char **err)
 {
@@ -589,21 +638,9 @@ int strata_fs_open(struct strata_fs *fs, const struct strata_options *o,
 	for (guint i = 0; i < n + base; i++)
 		fs->layers[i].fd = -1;
 	fs->n_layers = n + base;
-	if (o->upperdir) {
-		fs->has_upper = true;
-		fs->layers[0].upper = true;
-		r = open_layer(&fs->layers[0], "upperdir", o->upperdir,
-			       NULL, 0, err);
-		if (r < 0)
-			return r;
-	}
-	for (guint i = 0; i < n; i++) {
-		r = open_layer(&fs->layers[base + i], "lowerdir",
-			       o->lowerdirs->pdata[i], fs->layers, base + i,
-			       err);
-		if (r < 0)
-			return r;
-	}
+	r = open_layers(fs, o, err);
+	if (r < 0)
+		return r;
 	r = check_nesting(fs, o, err);
 	if (r < 0)
 		return r;

@@ -146,6 +146,39 @@ static void test_fs_open_no_layers(void **state)
 	assert_non_null(strstr(err, "lowerdir"));
 }
 
+/* Each layer's path is its canonical one (messages and the layout checks
+ * use it), however it was given: through a symlink, relative to the
+ * working directory, with "..".  The working directory is the caller's
+ * again afterwards, or later relative paths would resolve elsewhere. */
+static void test_fs_open_paths_canonical(void **state)
+{
+	struct ut_fx *fx = FX(state);
+	g_autofree char *link = ut_path("%s/link-l0", fx->base);
+	g_autofree char *cwd_before = g_get_current_dir();
+	g_autofree char *cwd_after = NULL;
+	char *dirs[] = { "link-l0", "l0/../l1", "./l2" };
+	g_autofree char *err = NULL;
+	int r;
+
+	assert_int_equal(symlink(fx->l[0], link), 0);
+	assert_int_equal(chdir(fx->base), 0);
+	r = ut_fs_open_v(&fx->fs, dirs, 3, &err);
+	cwd_after = g_get_current_dir();
+	assert_int_equal(chdir(cwd_before), 0);
+	fx->open = true;
+	assert_int_equal(r, 0);
+	for (int i = 0; i < 3; i++) {
+		g_autofree char *real = realpath(fx->l[i], NULL);
+
+		assert_string_equal(fx->fs.layers[i].path, real);
+	}
+	{
+		g_autofree char *base = realpath(fx->base, NULL);
+
+		assert_string_equal(cwd_after, base);
+	}
+}
+
 static void test_fs_open_timeout_debug(void **state)
 {
 	struct ut_fx *fx = FX(state);
@@ -866,6 +899,7 @@ int main(void)
 		T(test_fs_open_nonexistent),
 		T(test_fs_open_file_as_layer),
 		T(test_fs_open_no_layers),
+		T(test_fs_open_paths_canonical),
 		T(test_fs_open_timeout_debug),
 		T(test_top_file_wins),
 		T(test_lower_file_shows),
