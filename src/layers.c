@@ -32,8 +32,9 @@
  * readlink() of /proc/self/fd/N costs a procfs lookup (5-9 us a layer
  * against about 2, measured over 128 layers), realpath(3) a call per
  * component.  @cwd is the caller's working directory (O_PATH, or -1 if it
- * could not be opened), to which it returns at once: later relative layer
- * paths resolve against it.  Returns NULL with *r < 0 only if it cannot
+ * could not be opened: one the caller cannot search, and then readlink()),
+ * to which it returns at once: later relative layer paths resolve against
+ * it.  Returns NULL with *r < 0 only if it cannot
  * return there.
  */
 static char *fd_path(int fd, const char *path, int cwd, int *r)

@@ -740,9 +740,9 @@ def fmt_kib(k):
 
 # ---------------------------------------------------------------- memory
 
-def rss_settled(pid, limit=10.0, still=1.0):
-    """VmRSS once it has stopped changing for `still` seconds (or after limit seconds): the
-    kernel's FORGETs after drop_caches reach the daemon asynchronously."""
+def rss_settled(pid, limit=10.0):
+    """VmRSS once it has stopped changing for 1 s (or after limit seconds): the kernel's
+    FORGETs after drop_caches reach the daemon asynchronously."""
     t0 = time.monotonic()
     last, since = vm_kib(pid, "VmRSS"), time.monotonic()
     while time.monotonic() - t0 < limit:
@@ -750,7 +750,7 @@ def rss_settled(pid, limit=10.0, still=1.0):
         cur = vm_kib(pid, "VmRSS")
         if cur != last:
             last, since = cur, time.monotonic()
-        elif time.monotonic() - since >= still:
+        elif time.monotonic() - since >= 1.0:
             break
     return last, time.monotonic() - t0
 
@@ -946,9 +946,9 @@ def main():
     goal_rows = []  # (workload, goal, measured, met or None)
     hwm_stat = {}
     stolen = []  # notes on runs the hypervisor slowed
+    # steal is counted in clock ticks: one tick alone says little about a short run
+    tick = 1 / os.sysconf("SC_CLK_TCK")
     for name, res, notes, hwm, err, steal in rows:
-        # steal is counted in clock ticks: one tick alone says little about a short run
-        tick = 1 / os.sysconf("SC_CLK_TCK")
         hit = {sy: [i for i, st in enumerate(steal[sy]) if st > max(STEAL_NOTE * res[sy][i], 1.5 * tick)]
                for sy in SYSTEMS}
         n_hit = sum(len(v) for v in hit.values())

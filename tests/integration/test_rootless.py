@@ -144,6 +144,29 @@ try:
         t.ok(ok, f"rootless ({mode_name}): mount, whiteouts, read, unmount, daemon exits",
              f"rc={r.returncode}\nstdout={r.stdout}\nstderr={r.stderr}")
         subprocess.run(["umount", "-l", os.path.join(top, "mnt")], capture_output=True)
+
+    # Started from a working directory the user cannot search (sudo -u
+    # from /root does this): with absolute paths the mount works, and the
+    # daemon does not need to come back to that directory.
+    locked = os.path.join(top, "locked")
+    os.mkdir(locked, 0o700)
+    LSCRIPT = r'''
+S="$1"; top="$2"
+"$S" -o lowerdir="$top/l1:$top/l2,upperdir=$top/u,workdir=$top/w" "$top/mnt" || exit 1
+cat "$top/mnt/dir/lower"
+fusermount3 -u "$top/mnt"
+'''
+    subprocess.run(["sh", "-c", f"rm -rf {top}/u {top}/w && mkdir {top}/u {top}/w && "
+                    f"chown {nobody.pw_uid}:{nobody.pw_gid} {top}/u {top}/w"], check=True)
+    argv = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+            "--clear-groups", "sh", "-c", LSCRIPT, "sh", S, top]
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=locked,
+                       timeout=60 * tap.SLOW)
+    t.ok(r.returncode == 0 and r.stdout.split() == ["lower"],
+         "rootless (plain user) from a working directory it cannot search: "
+         "absolute paths mount",
+         f"rc={r.returncode}\nstdout={r.stdout}\nstderr={r.stderr}")
+    subprocess.run(["umount", "-l", os.path.join(top, "mnt")], capture_output=True)
 finally:
     os.chmod("/dev/fuse", mode)
     shutil.rmtree(top, ignore_errors=True)
