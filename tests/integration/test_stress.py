@@ -3,8 +3,10 @@
 processes for 60 seconds on shared directories of a multithreaded stratafs
 mount (copy-up, whiteouts, opaque directories, renames, links, readdir),
 then the merged view against what the workers recorded, a remount, the
-kernel overlayfs on the resulting upper, and the daemon's RSS trend.  One
-TAP line per check of stress.py; the operation counts are TAP comments.
+kernel overlayfs on the resulting upper, and the daemon's RSS (no trend
+while its thread count holds still, back near the start at rest).  One TAP
+line per check of stress.py; the operation counts are TAP comments.  First,
+stress.py's memory checks on made-up samples: what they pass and fail.
 
   --duration SECONDS   default 60 (the bench run is 600: see stress.py)
   --procs N            default 6
@@ -12,6 +14,7 @@ TAP line per check of stress.py; the operation counts are TAP comments.
   --meson              exit 0 on skip (meson's TAP mode)
 """
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +25,57 @@ from tap import Tap, require_root_fuse, skip_all, stratafs_bin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRESS = os.path.join(HERE, "..", "..", "contrib", "stress", "stress.py")
+
+
+def load_stress():
+    spec = importlib.util.spec_from_file_location("stress", STRESS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check_memory_checks(t):
+    """stress.py's two memory checks on made-up runs of 60 samples: what
+    they must pass and what they must fail."""
+    st = load_stress()
+    ts = [float(i) for i in range(61)]
+    # a little noise, the same every time
+    noise = [(i * 7919) % 97 - 48 for i in range(61)]
+
+    def trend(rss, thr):
+        return st.rss_trend(list(zip(ts, [v + e for v, e in zip(rss, noise)])), thr)
+
+    # the CI run that failed the old check: 3 threads until 45 s, then 4
+    # more, each a 1 MiB step under MALLOC_PERTURB_ (6 -> about 9.5 MiB)
+    thr = [3 if i < 45 else min(3 + (i - 44), 7) for i in range(61)]
+    ok, text = trend([6000 + 1024 * (n - 3) for n in thr], thr)
+    t.ok(ok and "per thread" in text,
+         "memory check: 1 MiB steps with new threads late in the run are no trend", text)
+
+    # a leak of 300 KiB a second at a steady thread count fails
+    thr = [5] * 61
+    ok, text = trend([4000 + 300 * i for i in range(61)], thr)
+    t.ok(not ok, "memory check: steady growth at a steady thread count fails", text)
+
+    # the same leak with the thread steps of the first case fails too
+    thr = [3 if i < 45 else min(3 + (i - 44), 7) for i in range(61)]
+    ok, text = trend([6000 + 1024 * (n - 3) + 300 * i for i, n in enumerate(thr)], thr)
+    t.ok(not ok, "memory check: steady growth beside thread steps fails", text)
+
+    # threads rising with time all through the second half: no verdict
+    thr = [2 + min(i // 2, 30) for i in range(61)]
+    ok, text = trend([3000 + 200 * i for i in range(61)], thr)
+    t.ok(ok and "no trend verdict" in text,
+         "memory check: threads rising in step with time give no verdict", text)
+
+    # at rest: level with the start plus what the tables keep passes,
+    # more than the tolerance fails, no reading is no verdict
+    ok1, text1 = st.rest_check(3100, 4000)
+    ok2, text2 = st.rest_check(3100, 3100 + st.REST_TOLERANCE_KIB + 1)
+    ok3, _ = st.rest_check(3100, None)
+    t.ok(ok1 and not ok2 and ok3,
+         "memory check: RSS at rest within the tolerance passes, beyond it fails",
+         f"{text1}\n{text2}")
 
 
 def main(argv):
@@ -36,6 +90,7 @@ def main(argv):
         skip_all(f"no stratafs at {stratafs_bin()}")
 
     t = Tap()
+    check_memory_checks(t)
     fd, js = tempfile.mkstemp(prefix="stratafs-stress-", suffix=".json")
     os.close(fd)
     try:
@@ -63,6 +118,7 @@ def main(argv):
                     line.startswith("daemon VmRSS") or line.startswith("errors a race") or \
                     line.startswith("unexpected results"):
                 print(f"# {line}", flush=True)
+        failed_before = t.failed
         for c in rep["checks"]:
             if c.get("skip"):
                 print(f"ok {t.n + 1} - {c['name']} # SKIP {c['skip']}", flush=True)
@@ -71,7 +127,8 @@ def main(argv):
             diag = "\n".join(c["diag"]) + (f"\n... and {c['more']} more" if c.get("more")
                                            else "")
             t.ok(c["ok"], c["name"], diag)
-        t.ok(rc == (1 if t.failed else 0), f"stress.py exit status {rc} agrees with its checks")
+        t.ok(rc == (1 if t.failed > failed_before else 0),
+             f"stress.py exit status {rc} agrees with its checks")
     finally:
         os.unlink(js)
     t.done()
