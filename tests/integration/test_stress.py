@@ -76,6 +76,12 @@ def check_memory_checks(t):
     t.ok(ok1 and not ok2 and ok3,
          "memory check: RSS at rest within the tolerance passes, beyond it fails",
          f"{text1}\n{text2}")
+    # a thread left waiting at rest is allowed its buffer, not more
+    tol = st.REST_TOLERANCE_KIB + st.REST_PER_THREAD_KIB
+    ok1, text1 = st.rest_check(3100, 3100 + tol, 2, 3)
+    ok2, text2 = st.rest_check(3100, 3100 + tol + 1, 2, 3)
+    t.ok(ok1 and not ok2, "memory check: at rest, a thread more is allowed its buffer only",
+         f"{text1}\n{text2}")
 
 
 def main(argv):
