@@ -64,7 +64,9 @@ peak and end are reported, and two checks are made:
     part, also exceeds the third quarter's by half that;
   - at rest after the run (drop_caches makes the kernel forget the inodes,
     the daemon's idle threads end), VmRSS is at most 2.5 MiB above the
-    start, plus 1.25 MiB for each thread more than at the start.
+    start, plus 1.25 MiB for each thread more than at the start; and the
+    daemon holds no descriptor (pipes aside) it did not hold at the start:
+    one more would be an inode it never freed.
 
 Exit 0 if everything passed, 1 on any failure, 2 on bad usage or setup.
 Needs root, /dev/fuse and, for step 4, a kernel that mounts overlayfs
@@ -1055,6 +1057,37 @@ def proc_status(pid):
     return rss, threads
 
 
+def descriptors(pid):
+    """The daemon's open descriptors other than pipes, as {fd: target}, or
+    None.  Pipes come and go with its threads (libfuse's splice pipe and
+    file.c's read pipe, per thread); every other descriptor belongs to the
+    layers, the workdir, /dev/fuse, the log, or to an inode: a directory's
+    layer stack, an unlinked file kept open."""
+    out = {}
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if not target.startswith("pipe:"):
+                out[int(fd)] = target
+    except OSError:
+        return None
+    return out
+
+
+def descriptors_check(start, rest):
+    """(ok, text, diag): at rest the kernel holds no inode but the root, so
+    the daemon holds what it held after mounting: a descriptor more is an
+    inode (and its directory stack) the daemon never freed."""
+    if start is None or rest is None:
+        return True, "descriptors not readable: no check", []
+    extra = sorted(set(rest.items()) - set(start.items()))
+    text = f"{len(start)} at the start, {len(rest)} at rest, pipes not counted"
+    return not extra, text, [f"fd {fd}: {t}" for fd, t in extra[:20]]
+
+
 def rss_at_rest(pid, limit=20.0):
     """(VmRSS KiB, threads, seconds waited) of the daemon at rest after the run.
 
@@ -1360,6 +1393,7 @@ def run_all(args, exe, top, rep, mounted, daemons):
     daemons.append(daemon)
     mounted.append(d["M"])
     sampler = RssSampler(daemon.proc.pid)
+    fds_start = descriptors(daemon.proc.pid)
     sampler.sample()
     sampler.start()
     t0 = time.monotonic()
@@ -1378,6 +1412,7 @@ def run_all(args, exe, top, rep, mounted, daemons):
         print(f"daemon VmRSS: start {rss[0]} KiB, peak {max(rss)} KiB, end {rss[-1]} KiB "
               f"({len(rss)} samples); threads {sampler.threads[0]} to "
               f"{max(t or 0 for t in sampler.threads)}", flush=True)
+    fds_rest = descriptors(daemon.proc.pid)
     print(f"daemon at rest (inodes dropped, idle threads ended): VmRSS {rest_rss} KiB, "
           f"{rest_threads} threads, after {rest_wait:.1f} s", flush=True)
     rep.info["rss_samples"] = [(round(t, 1), v, n) for (t, v), n in
@@ -1399,6 +1434,10 @@ def run_all(args, exe, top, rep, mounted, daemons):
                   [] if ok else trace)
         rep.check(f"daemon RSS at rest after the run is back near its start ({text_rest})",
                   ok_rest, [] if ok_rest else trace)
+
+    ok_fd, text_fd, diag_fd = descriptors_check(fds_start, fds_rest)
+    rep.check(f"daemon at rest holds no descriptor it did not hold at the start ({text_fd})",
+              ok_fd, diag_fd)
 
     # ---- 1: the merged view against the records
     bad_workers = [r["k"] for r in results if not r["own_ok"]]

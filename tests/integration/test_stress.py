@@ -83,6 +83,14 @@ def check_memory_checks(t):
     t.ok(ok1 and not ok2, "memory check: at rest, a thread more is allowed its buffer only",
          f"{text1}\n{text2}")
 
+    # descriptors: the same set passes; a directory's stack left over fails
+    start = {3: "/w", 4: "/u", 5: "/l0", 11: "/dev/fuse"}
+    ok1, _, _ = st.descriptors_check(start, dict(start))
+    ok2, text2, diag2 = st.descriptors_check(start, {**start, 12: "/u/d0"})
+    ok3, _, _ = st.descriptors_check(start, None)
+    t.ok(ok1 and not ok2 and diag2 == ["fd 12: /u/d0"] and ok3,
+         "descriptor check: one more than at the start fails and is named", text2)
+
 
 def main(argv):
     ap = argparse.ArgumentParser()
