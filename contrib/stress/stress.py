@@ -972,9 +972,10 @@ def rss_trend(samples, threads):
     over the second half; c kept within 0..2 MiB), and the growth is b over
     the span.  Fails if that predicts more than max(4 MiB, 5 %) while the
     last quarter's mean, less c per thread added in the second half, also
-    exceeds the third quarter's by half that.  If the thread count rose in step with time
-    throughout (correlation above 0.95), the two cannot be told apart and
-    the check has no verdict (the check at rest still has one)."""
+    exceeds the third quarter's by half that.  If the thread count rose in
+    step with time throughout (correlation above 0.95), the two cannot be
+    told apart and the check has no verdict (the check at rest still has
+    one)."""
     pts = [(t, v, n) for (t, v), n in zip(samples, threads) if n is not None]
     if len(pts) < 8:
         return True, f"only {len(pts)} samples: no trend check"
@@ -1013,8 +1014,6 @@ def rss_trend(samples, threads):
 
 
 REST_TOLERANCE_KIB = 2560
-
-
 REST_PER_THREAD_KIB = 1280
 
 
@@ -1023,8 +1022,9 @@ def rest_check(start, rest, start_threads=None, rest_threads=None):
     the kernel has forgotten the inodes and the daemon's idle threads have
     ended, so what stays above the start is what the run left behind:
     glib's tables at their grown size, malloc's bookkeeping and leaks.
-    Measured: 0.8-1.2 MiB after 60 or 180 s (with and without
-    MALLOC_PERTURB_, with 2 or 17 threads in the run); a leak of 10 bytes
+    Measured: 0.7-1.2 MiB after 60 or 180 s (with and without
+    MALLOC_PERTURB_, with 2 or 17 threads in the run), 1.1-1.8 MiB after
+    600 s (malloc's free chunks; the inode table empty); a leak of 10 bytes
     per operation would add 2-3.5 MiB in the 60-s run (200,000-370,000
     operations), about 30 in the 600-s one.  A thread still waiting for
     requests at rest (one that was blocked in receive when they stopped
@@ -1032,8 +1032,7 @@ def rest_check(start, rest, start_threads=None, rest_threads=None):
     each under MALLOC_PERTURB_."""
     if start is None or rest is None:
         return True, "no RSS read: no check"
-    extra = max(0, (rest_threads or 0) - (start_threads or 0)) \
-        if start_threads and rest_threads else 0
+    extra = max(0, rest_threads - start_threads) if start_threads and rest_threads else 0
     tol = REST_TOLERANCE_KIB + extra * REST_PER_THREAD_KIB
     grew = rest - start
     text = f"start {start} KiB, at rest {rest} KiB: {grew:+d} KiB, tolerance {tol} KiB"
